@@ -1,0 +1,76 @@
+"""Expert-compute backends and the ``auto`` choice.
+
+=============  ==========================================================================
+``loop``       readable reference: a matmul pair per expert; any device, any dtype
+``grouped_mm`` torch's native grouped GEMM with moesuite's autograd; the CPU default
+``triton``     moesuite's Triton kernels (scatter, grouped GEMM, combine; fwd and bwd);
+               CUDA, or CPU under ``TRITON_INTERPRET=1`` for correctness tests only
+=============  ==========================================================================
+
+Examples:
+    >>> import torch
+    >>> from moesuite.core import backends
+    >>> [s.name for s in backends.available()]
+    ['loop', 'grouped_mm', 'triton']
+    >>> backends.resolve("auto", "cpu", torch.float32).name
+    'grouped_mm'
+"""
+
+from __future__ import annotations
+
+import torch
+
+from moesuite.core.backends.base import Backend, BackendStatus, ExpertWeights
+from moesuite.core.backends.grouped_mm import GroupedMMBackend
+from moesuite.core.backends.loop import LoopBackend
+from moesuite.core.backends.triton import TritonBackend
+
+__all__ = ["Backend", "BackendStatus", "ExpertWeights", "available", "get", "resolve", "names"]
+
+_BACKENDS: dict[str, Backend] = {b.name: b for b in (LoopBackend(), GroupedMMBackend(), TritonBackend())}
+
+# fastest first, per device type; the Triton interpreter is never chosen automatically
+_PREFERENCE = {"cuda": ("triton", "grouped_mm", "loop"), "cpu": ("grouped_mm", "loop")}
+
+
+def names() -> list[str]:
+    """Backend names, plus ``"auto"``."""
+    return [*_BACKENDS, "auto"]
+
+
+def get(name: str) -> Backend:
+    """The backend registered under ``name``."""
+    try:
+        return _BACKENDS[name]
+    except KeyError:
+        raise ValueError(f"unknown backend {name!r}; expected one of {names()}.") from None
+
+
+def available(device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> list[BackendStatus]:
+    """Every backend with whether it runs on ``device``/``dtype`` and, if not, why."""
+    device = torch.device(device)
+    out = []
+    for name, backend in _BACKENDS.items():
+        reason = backend.unavailable_reason(device, dtype)
+        out.append(BackendStatus(name, reason is None, reason or ""))
+    return out
+
+
+def resolve(name: str, device: torch.device | str, dtype: torch.dtype) -> Backend:
+    """The backend to run: ``name`` itself (if it can run here) or, for ``"auto"``, the fastest.
+
+    Raises:
+        ValueError: unknown name.
+        RuntimeError: the named backend cannot run on this device/dtype (with the reason).
+    """
+    device = torch.device(device)
+    if name == "auto":
+        for candidate in _PREFERENCE.get(device.type, ("loop",)):
+            if _BACKENDS[candidate].unavailable_reason(device, dtype) is None:
+                return _BACKENDS[candidate]
+        return _BACKENDS["loop"]
+    backend = get(name)
+    reason = backend.unavailable_reason(device, dtype)
+    if reason is not None:
+        raise RuntimeError(f"backend {name!r} cannot run on {device} with {dtype}: {reason}.")
+    return backend

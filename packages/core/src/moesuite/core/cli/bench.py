@@ -1,0 +1,53 @@
+"""``moesuite bench``: MoE layer throughput as JSON lines (a quick version of the benchmark)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def bench(
+    tokens: Annotated[int, typer.Option("--tokens", min=1, help="Tokens per batch (T).")] = 1024,
+    d_model: Annotated[int, typer.Option("--d-model", min=1, help="Model width (d).")] = 256,
+    d_hidden: Annotated[int, typer.Option("--d-hidden", min=1, help="Expert hidden width (h).")] = 512,
+    experts: Annotated[int, typer.Option("--experts", min=1, help="Number of experts (E).")] = 8,
+    k: Annotated[int, typer.Option("--k", min=1, help="Experts per token.")] = 2,
+    skew: Annotated[str, typer.Option("--skew", help="uniform | zipf<s> | hot")] = "uniform",
+    backend: Annotated[list[str] | None, typer.Option("--backend", help="Backend(s) to time (repeatable); default: every available one.")] = None,
+    router: Annotated[str, typer.Option("--router", help="Router for the full-layer row.")] = "topk",
+    repeats: Annotated[int, typer.Option("--repeats", min=1, help="Timed runs (median reported).")] = 5,
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help="torch threads (default: torch's).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Also append the JSON lines to this file.")] = None,
+) -> None:
+    """Time the MoE layer (fwd and fwd+bwd) against the dense chain with the same active FLOPs."""
+    import torch
+
+    from moesuite.core import backends
+    from moesuite.core.bench import BenchCase, bench_dense, bench_experts, bench_hf_loop, bench_layer
+
+    if k > experts:
+        raise ValueError(f"--k {k} is larger than --experts {experts}; use k <= experts.")
+    if threads:
+        torch.set_num_threads(threads)
+    case = BenchCase(T=tokens, d=d_model, h=d_hidden, E=experts, k=k, skew=skew)
+    chosen = backend or [s.name for s in backends.available("cpu", torch.float32) if s.available and s.name != "triton"]
+    rows = [bench_dense(case, repeats=repeats)]
+    dense_ms = rows[0]["fwdbwd_ms"]
+    for name in chosen:
+        rows.append(bench_experts(case, name, repeats=repeats))
+    rows.append(bench_layer(case, router, "auto", repeats=repeats))
+    rows.append(bench_hf_loop(case, repeats=max(1, repeats // 2)))
+    sink = out.open("a") if out else None
+    try:
+        for row in rows:
+            row["plr_fwdbwd"] = round(dense_ms / row["fwdbwd_ms"], 3)
+            line = json.dumps(row)
+            typer.echo(line)
+            if sink:
+                sink.write(line + "\n")
+    finally:
+        if sink:
+            sink.close()

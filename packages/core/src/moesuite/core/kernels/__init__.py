@@ -1,0 +1,1 @@
+"""Triton kernels (see moesuite.core.kernels.triton)."""

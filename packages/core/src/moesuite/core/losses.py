@@ -1,0 +1,146 @@
+"""Router losses as pure functions, computed in fp32.
+
+Every function takes tensors and returns a scalar tensor; nothing is kept in module state.
+Routers return these values in ``RouterOutput.aux``; whoever trains the model weights and
+adds them (see :class:`moesuite.core.training.MoEAuxLossCallback`).
+
+Index legend: ``T`` tokens, ``E`` experts, ``k`` experts per token.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "load_balancing_loss",
+    "router_z_loss",
+    "cv_squared",
+    "importance_loss",
+    "routing_entropy",
+    "routing_contrastive_loss",
+    "attach_aux_loss",
+]
+
+
+def load_balancing_loss(probs: torch.Tensor, counts: torch.Tensor, k: int) -> torch.Tensor:
+    """Switch-Transformer load balancing, top-k normalised: ``E * sum_i f_i * P_i``.
+
+    ``f_i = counts_i / (T * k)`` is the fraction of assignments that went to expert ``i`` and
+    ``P_i`` the mean router probability of expert ``i``. A perfectly balanced router (uniform
+    probabilities and counts) scores exactly 1.0 whatever ``k``; total collapse onto one
+    expert scores ``E``.
+
+    Args:
+        probs: ``[T, E]`` router probabilities.
+        counts: ``[E]`` assignments per expert (no gradient flows through it).
+        k: experts per token used to normalise ``f`` (for dynamic-k routers, the mean k).
+
+    Examples:
+        >>> import torch
+        >>> T, E = 8, 4
+        >>> round(float(load_balancing_loss(torch.full((T, E), 1 / E), torch.full((E,), 4), k=2)), 4)
+        1.0
+    """
+    probs = probs.float()
+    T, E = probs.shape
+    if T == 0:
+        return probs.new_zeros(())
+    f = counts.detach().float() / (T * k)
+    P = probs.mean(0)
+    return E * torch.sum(f * P)
+
+
+def router_z_loss(logits: torch.Tensor) -> torch.Tensor:
+    """ST-MoE router z-loss ``mean_t(logsumexp_e(z_te) ** 2)``: keeps router logits small.
+
+    Examples:
+        >>> import torch
+        >>> round(float(router_z_loss(torch.zeros(3, 4))), 4)  # log(4)**2
+        1.9218
+    """
+    if logits.shape[0] == 0:
+        return logits.new_zeros((), dtype=torch.float32)
+    return torch.logsumexp(logits.float(), dim=-1).pow(2).mean()
+
+
+def cv_squared(x: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
+    """Squared coefficient of variation ``var(x) / mean(x)**2`` (0 for a balanced vector).
+
+    Shazeer et al. (2017) use it on expert importance and load. A single element gives 0.
+    """
+    x = x.float()
+    if x.numel() <= 1:
+        return x.new_zeros(())
+    return x.var(unbiased=False) / (x.mean().pow(2) + eps)
+
+
+def importance_loss(gates: torch.Tensor) -> torch.Tensor:
+    """``CV(Importance)^2`` with ``Importance_i = sum_t G_ti`` over a ``[T, E]`` gate matrix."""
+    return cv_squared(gates.float().sum(0))
+
+
+def routing_entropy(probs: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Mean per-token entropy ``-sum_e p log p`` of ``[T, E]`` router probabilities (nats).
+
+    Low values mean confident (sparse) routing; ``log E`` is the uniform maximum. Top-p
+    routers minimise it as their "dynamic loss" so they do not flatten toward all experts.
+    """
+    p = probs.float()
+    if p.shape[0] == 0:
+        return p.new_zeros(())
+    return -(p * torch.log(p.clamp_min(eps))).sum(-1).mean()
+
+
+def routing_contrastive_loss(
+    similarity: torch.Tensor, assignment: torch.Tensor, temperature: float = 0.1
+) -> torch.Tensor:
+    """InfoNCE over prototypes: pull each token toward its assigned prototype, push from others.
+
+    Args:
+        similarity: ``[T, E]`` cosine similarities between tokens and expert prototypes.
+        assignment: ``[T]`` the expert each token was routed to (its positive prototype).
+        temperature: softmax temperature of the contrast.
+
+    Returns:
+        Mean cross-entropy of the temperature-scaled similarities against the assignment;
+        ``log E`` when similarities carry no information, towards 0 for tight clusters.
+    """
+    if similarity.shape[0] == 0:
+        return similarity.new_zeros((), dtype=torch.float32)
+    return F.cross_entropy(similarity.float() / temperature, assignment.long().detach())
+
+
+class _AttachAuxLoss(torch.autograd.Function):
+    """Identity on ``y`` whose backward also sends a unit gradient into ``aux``.
+
+    This is Megatron's ``MoEAuxLossAutoScaler`` idea: the training loss need not know about
+    the aux losses produced deep inside a model, yet ``loss.backward()`` trains them.
+    """
+
+    @staticmethod
+    def forward(ctx, y: torch.Tensor, aux: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(aux)
+        return y.view_as(y)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        (aux,) = ctx.saved_tensors
+        return grad, torch.ones_like(aux)
+
+
+def attach_aux_loss(y: torch.Tensor, aux: torch.Tensor) -> torch.Tensor:
+    """Return ``y`` unchanged, but make any backward through it also minimise scalar ``aux``.
+
+    Examples:
+        >>> import torch
+        >>> w = torch.tensor(2.0, requires_grad=True)
+        >>> y = attach_aux_loss(torch.ones(3, requires_grad=True), (w - 1) ** 2)
+        >>> y.sum().backward(); float(w.grad)
+        2.0
+    """
+    if aux.dim() != 0:
+        raise ValueError(f"aux must be a scalar tensor, got shape {tuple(aux.shape)}.")
+    if not aux.requires_grad:
+        return y
+    return _AttachAuxLoss.apply(y, aux)
