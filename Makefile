@@ -15,7 +15,7 @@ help:
 	@echo "make demo   - set up .venv and run the quick tour of every installed domain"
 	@echo "make test   - set up .venv and run the whole test suite"
 	@echo "make bench  - run the benchmarks (long; writes benchmarks/*/results)"
-	@echo "make lint   - ruff + import-linter"
+	@echo "make lint   - ruff"
 
 venv: $(STAMP)
 
@@ -38,7 +38,6 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check packages tests benchmarks
-	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) .pytest_cache runs

@@ -166,5 +166,5 @@ class ExpertList(nn.Module):
                         f"shape, got {tuple(out.shape)}."
                     )
                 outputs.append(out)
-        y = torch.cat(outputs) if outputs else x.new_zeros(0, x.shape[1])
+        y = torch.cat(outputs) if outputs else xs.new_zeros(0, x.shape[1]) + 0 * xs.sum()
         return ops.unpermute(y, plan)

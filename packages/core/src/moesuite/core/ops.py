@@ -37,7 +37,8 @@ def unpermute(y: torch.Tensor, plan: RoutingPlan, weighted: bool = True) -> torc
     if weighted:
         y = y * plan.weight.to(y.dtype).unsqueeze(-1)
     if plan.num_assignments == 0:
-        return y.new_zeros(T, d)
+        # keep the autograd graph: the caller's backward must still reach x and the gates
+        return y.new_zeros(T, d) + 0 * y.sum()
     per_token = plan.experts_per_token()
     max_k = int(per_token.max())
     if max_k == 1 and plan.num_assignments == T:

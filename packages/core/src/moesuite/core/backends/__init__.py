@@ -2,7 +2,10 @@
 
 =============  ==========================================================================
 ``loop``       readable reference: a matmul pair per expert; any device, any dtype
-``grouped_mm`` torch's native grouped GEMM with moesuite's autograd; the CPU default
+``grouped_mm`` torch's native grouped GEMM (``torch.nn.functional.grouped_mm``) with
+               moesuite's autograd (CPU quirks handled)
+``segment_mm`` one in-place BLAS GEMM per expert segment under one fused MLP autograd node;
+               the CPU default (fastest measured, see benchmarks/core)
 ``triton``     moesuite's Triton kernels (scatter, grouped GEMM, combine; fwd and bwd);
                CUDA, or CPU under ``TRITON_INTERPRET=1`` for correctness tests only
 =============  ==========================================================================
@@ -11,9 +14,9 @@ Examples:
     >>> import torch
     >>> from moesuite.core import backends
     >>> [s.name for s in backends.available()]
-    ['loop', 'grouped_mm', 'triton']
+    ['loop', 'grouped_mm', 'segment_mm', 'triton']
     >>> backends.resolve("auto", "cpu", torch.float32).name
-    'grouped_mm'
+    'segment_mm'
 """
 
 from __future__ import annotations
@@ -23,14 +26,15 @@ import torch
 from moesuite.core.backends.base import Backend, BackendStatus, ExpertWeights
 from moesuite.core.backends.grouped_mm import GroupedMMBackend
 from moesuite.core.backends.loop import LoopBackend
+from moesuite.core.backends.segment_mm import SegmentMMBackend
 from moesuite.core.backends.triton import TritonBackend
 
 __all__ = ["Backend", "BackendStatus", "ExpertWeights", "available", "get", "resolve", "names"]
 
-_BACKENDS: dict[str, Backend] = {b.name: b for b in (LoopBackend(), GroupedMMBackend(), TritonBackend())}
+_BACKENDS: dict[str, Backend] = {b.name: b for b in (LoopBackend(), GroupedMMBackend(), SegmentMMBackend(), TritonBackend())}
 
 # fastest first, per device type; the Triton interpreter is never chosen automatically
-_PREFERENCE = {"cuda": ("triton", "grouped_mm", "loop"), "cpu": ("grouped_mm", "loop")}
+_PREFERENCE = {"cuda": ("triton", "grouped_mm", "segment_mm", "loop"), "cpu": ("segment_mm", "grouped_mm", "loop")}
 
 
 def names() -> list[str]:

@@ -31,5 +31,5 @@ class LoopBackend(Backend):
             if weights.b_out is not None:
                 out = out + weights.b_out[e]
             outputs.append(out)
-        y = torch.cat(outputs) if outputs else x.new_zeros(0, weights.w_out.shape[-1])
+        y = torch.cat(outputs) if outputs else xs.new_zeros(0, weights.w_out.shape[-1]) + 0 * xs.sum()
         return ops.unpermute(y, plan)

@@ -30,7 +30,7 @@ class PrototypeRouter(Router):
         k: experts per token.
         d_proto: prototype width (tokens are projected to it); ``d_model`` when ``None``.
         temperature: softmax temperature of the similarities.
-        normalize: renormalise the selected gates.
+        normalize: renormalise the selected gates (default: when ``k > 1``).
         lb_weight: load-balancing loss weight.
         contrastive_weight: routing contrastive loss weight.
 
@@ -49,7 +49,7 @@ class PrototypeRouter(Router):
         k: int = 1,
         d_proto: int | None = None,
         temperature: float = 0.1,
-        normalize: bool = True,
+        normalize: bool | None = None,
         lb_weight: float = 1e-2,
         contrastive_weight: float = 1e-2,
     ):
@@ -61,7 +61,8 @@ class PrototypeRouter(Router):
         self.proj = nn.Linear(d_model, d_proto, bias=False) if d_proto != d_model else nn.Identity()
         self.weight = nn.Parameter(torch.randn(num_experts, d_proto))  # the prototypes
         self.temperature = temperature
-        self.normalize = normalize
+        # renormalising a single gate would make it 1.0 and cut the router's task gradient
+        self.normalize = k > 1 if normalize is None else normalize
         self.lb_weight = lb_weight
         self.contrastive_weight = contrastive_weight
 

@@ -31,7 +31,7 @@ class RecurrentRouter(Router):
         hidden_dim: width of the GRU state.
         gru: the ``nn.GRUCell(hidden_dim, hidden_dim)`` shared across layers; a new one
             when ``None`` (then share it with ``RecurrentRouter(..., gru=first.gru)``).
-        normalize: renormalise the top-k softmax gates.
+        normalize: renormalise the top-k softmax gates (default: when ``k > 1``).
         lb_weight: load-balancing loss weight.
         z_weight: router z-loss weight.
 
@@ -52,7 +52,7 @@ class RecurrentRouter(Router):
         k: int = 2,
         hidden_dim: int = 32,
         gru: nn.GRUCell | None = None,
-        normalize: bool = True,
+        normalize: bool | None = None,
         lb_weight: float = 1e-2,
         z_weight: float = 1e-3,
     ):
@@ -67,7 +67,8 @@ class RecurrentRouter(Router):
         self.gru = gru if gru is not None else nn.GRUCell(hidden_dim, hidden_dim)
         self.weight = nn.Parameter(torch.empty(num_experts, hidden_dim))
         nn.init.normal_(self.weight, std=hidden_dim**-0.5)
-        self.normalize = normalize
+        # renormalising a single gate would make it 1.0 and cut the router's task gradient
+        self.normalize = k > 1 if normalize is None else normalize
         self.lb_weight = lb_weight
         self.z_weight = z_weight
 

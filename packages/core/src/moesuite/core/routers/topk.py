@@ -31,7 +31,8 @@ class TopKRouter(Router):
         num_experts: ``E``.
         k: experts per token (``1 <= k <= E``).
         gating: ``"softmax"`` or ``"sigmoid"``.
-        normalize: renormalise the selected gates to sum to 1.
+        normalize: renormalise the selected gates to sum to 1 (default: when ``k > 1``;
+            a single renormalised gate is always 1 and would not train the router).
         jitter: multiplicative input noise ``U(1 - jitter, 1 + jitter)`` in training
             (Switch / MegaBlocks); 0 disables it.
         aux_free: add a DeepSeek-V3 :class:`~moesuite.core.balance.AuxFreeBias` that steers
@@ -59,7 +60,7 @@ class TopKRouter(Router):
         num_experts: int,
         k: int = 2,
         gating: str = "softmax",
-        normalize: bool = True,
+        normalize: bool | None = None,
         jitter: float = 0.0,
         aux_free: bool = False,
         bias_gamma: float = 1e-3,
@@ -73,7 +74,8 @@ class TopKRouter(Router):
         if not 0.0 <= jitter < 1.0:
             raise ValueError(f"jitter must be in [0, 1), got {jitter}.")
         self.gating = gating
-        self.normalize = normalize
+        # renormalising a single gate would make it 1.0 and cut the router's task gradient
+        self.normalize = k > 1 if normalize is None else normalize
         self.jitter = jitter
         self.scale = scale
         self.lb_weight = lb_weight

@@ -27,7 +27,8 @@ class TopPRouter(Router):
         num_experts: ``E``.
         p: probability mass threshold in (0, 1] (paper: 0.4).
         max_k: cap on experts per token (default ``E``).
-        normalize: renormalise the kept gates to sum to 1.
+        normalize: renormalise the kept gates to sum to 1 (off by default: the raw
+            probabilities keep a gradient to the router when a single expert fires).
         lb_weight: load-balancing loss weight (normalised by the mean k).
         entropy_weight: weight of the dynamic (entropy) loss (paper: 1e-4).
         z_weight: weight of the router z-loss.
@@ -46,7 +47,7 @@ class TopPRouter(Router):
         num_experts: int,
         p: float = 0.4,
         max_k: int | None = None,
-        normalize: bool = True,
+        normalize: bool = False,
         lb_weight: float = 1e-2,
         entropy_weight: float = 1e-4,
         z_weight: float = 1e-3,

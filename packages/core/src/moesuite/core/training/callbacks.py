@@ -43,7 +43,9 @@ class MoEAuxLossCallback(L.Callback):
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
         if self._recorder is None:
-            self._recorder = RoutingRecorder(pl_module, attach_aux=self.aux_scale != 0, aux_scale=self.aux_scale)
+            # layer names relative to the wrapped model ("encoder.0.moe", not "model.encoder.0.moe")
+            model = getattr(pl_module, "model", pl_module)
+            self._recorder = RoutingRecorder(model, attach_aux=self.aux_scale != 0, aux_scale=self.aux_scale)
         self._recorder.clear()
         self._recorder.start()
 
