@@ -14,9 +14,36 @@ from moesuite.core.routing import RoutingPlan
 __all__ = ["permute", "unpermute", "grouped_mm", "has_native_grouped_mm", "grouped_mm_alignment"]
 
 
+class _GatherRows(torch.autograd.Function):
+    """``x[index]`` whose backward is a gather too, for the two index patterns of a plan.
+
+    - ``permute`` with uniform k: ``x[token_idx]`` repeats each token k times; its gradient is
+      ``grad[token_major_rows].view(T, k, d).sum(1)`` (no zero-fill, no scatter-add).
+    - a permutation ``perm`` with inverse ``inv``: the gradient is ``grad[inv]``.
+    Both are deterministic on every device (no atomics).
+    """
+
+    @staticmethod
+    def forward(ctx, x, index, back_index, k):  # type: ignore[override]
+        ctx.save_for_backward(back_index)
+        ctx.k = k
+        return x.index_select(0, index)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        (back_index,) = ctx.saved_tensors
+        g = grad.index_select(0, back_index)
+        if ctx.k > 1:
+            g = g.view(-1, ctx.k, g.shape[-1]).sum(1)
+        return g, None, None, None
+
+
 def permute(x: torch.Tensor, plan: RoutingPlan) -> torch.Tensor:
     """Gather token rows into expert order: ``[T, d] -> [A, d]``."""
-    return x.index_select(0, plan.token_idx)
+    rows = plan.token_major_rows
+    if rows is None or not torch.is_grad_enabled():
+        return x.index_select(0, plan.token_idx)
+    return _GatherRows.apply(x, plan.token_idx, rows, plan.num_assignments // plan.num_tokens)
 
 
 def unpermute(y: torch.Tensor, plan: RoutingPlan, weighted: bool = True) -> torch.Tensor:
@@ -34,6 +61,17 @@ def unpermute(y: torch.Tensor, plan: RoutingPlan, weighted: bool = True) -> torc
         [[7.0]]
     """
     T, d = plan.num_tokens, y.shape[-1]
+    rows = plan.token_major_rows
+    if rows is not None:
+        # uniform k: gather to [T, k, d] and reduce the k slots in a fixed order (one bmm)
+        k = plan.num_assignments // T
+        inverse = torch.empty_like(rows)
+        inverse[rows] = torch.arange(rows.numel(), device=rows.device)
+        yt = _GatherRows.apply(y, rows, inverse, 1).view(T, k, d)
+        if not weighted:
+            return yt.sum(1)
+        w = plan.weight.to(y.dtype).index_select(0, rows).view(T, 1, k)
+        return torch.bmm(w, yt).squeeze(1)
     if weighted:
         y = y * plan.weight.to(y.dtype).unsqueeze(-1)
     if plan.num_assignments == 0:

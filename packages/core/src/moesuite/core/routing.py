@@ -13,6 +13,7 @@ Index legend: ``T`` tokens, ``E`` experts, ``k`` experts per token, ``A`` assign
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
@@ -167,14 +168,37 @@ class RoutingPlan:
         slot[by_token] = pos - start
         return slot
 
+    @cached_property
+    def token_major_rows(self) -> torch.Tensor | None:
+        """Gather index putting the assignments in token-major order, when k is uniform.
+
+        If every token has the same number ``k`` of assignments, row ``t * k + j`` of
+        ``rows[token_major_rows]`` is token ``t``'s ``j``-th assignment (experts in ascending
+        order), so ``[A, d] -> [T, k, d]`` is a pure gather, and its backward a gather by the
+        inverse permutation (no scatter, no atomics). ``None`` for variable-k plans.
+        """
+        A, T = self.num_assignments, self.num_tokens
+        if T == 0 or A == 0 or A % T:
+            return None
+        k = A // T
+        if not bool((self.experts_per_token() == k).all()):
+            return None
+        dest = self.token_idx * k + self.slot_idx()
+        rows = torch.empty_like(dest)
+        rows[dest] = torch.arange(A, device=dest.device)
+        return rows
+
     def with_weight(self, weight: torch.Tensor) -> RoutingPlan:
         """Same assignments with new gates (e.g. a cast or a detached copy)."""
         if weight.shape != self.weight.shape:
             raise ValueError(f"weight must have shape {tuple(self.weight.shape)}, got {tuple(weight.shape)}.")
-        return RoutingPlan(
+        plan = RoutingPlan(
             self.token_idx, self.expert_idx, weight, self.expert_offsets,
             self.num_experts, self.num_tokens, self.num_dropped,
         )
+        if "token_major_rows" in self.__dict__:  # same assignments: reuse the cached index
+            plan.__dict__["token_major_rows"] = self.__dict__["token_major_rows"]
+        return plan
 
     def select(self, keep: torch.Tensor) -> RoutingPlan:
         """Keep the assignments where the boolean mask ``keep[A]`` is true (order preserved)."""
