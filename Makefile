@@ -31,7 +31,7 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 bench: $(STAMP)
-	$(PY) benchmarks/core/bench_moe_layer.py
+	THP_MEM_ALLOC_ENABLE=1 $(PY) benchmarks/core/bench_moe_layer.py
 	@for f in benchmarks/*/bench_*.py; do \
 	  case $$f in benchmarks/core/*) ;; *) echo "== $$f"; $(PY) $$f || exit 1;; esac; \
 	done

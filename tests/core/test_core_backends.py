@@ -115,3 +115,13 @@ def test_bad_inputs_raise_clear_errors():
         GroupedExperts(3, 8, 8, activation="swish2")
     with pytest.raises(ValueError, match="num_experts=4, these experts number 3"):
         experts(torch.randn(5, 8), random_plan(5, 4, 2))
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("activation", ["gelu", "gelu_tanh", "relu", "silu", "tanh", "identity"])
+@pytest.mark.parametrize("glu", [False, True])
+def test_every_activation_matches_reference(backend, activation, glu):
+    torch.manual_seed(0)
+    experts = GroupedExperts(3, 20, 16, activation=activation, glu=glu, backend=backend)
+    errs = compare_with_reference(experts, torch.randn(9, 20), random_plan(9, 3, 2, seed=4))
+    assert max(errs.values()) < TOL, errs

@@ -73,8 +73,8 @@ def compare_with_reference(
             return 0.0
         if a is None or b is None:  # one side produced no gradient: compare with zeros
             other = b if a is None else a
-            return float(other.abs().max()) if other.numel() else 0.0
-        return float((a.double() - b.double()).abs().max()) if a.numel() else 0.0
+            return float(other.detach().abs().max()) if other.numel() else 0.0
+        return float((a.detach().double() - b.detach().double()).abs().max()) if a.numel() else 0.0
 
     out = {"y": diff(y_f, y_r), "x": diff(x_f.grad, x_r.grad), "gates": diff(gates_f.grad, gates_r.grad)}
     for name, p in params.items():
