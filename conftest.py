@@ -11,4 +11,8 @@ os.environ.setdefault("TRITON_INTERPRET", "1")
 # Lightning/torch: keep CPU thread use predictable on the 2-core CI machine.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
+import importlib.util
+
 collect_ignore_glob = ["benchmarks/*", "runs/*", ".venv/*"]
+if importlib.util.find_spec("triton") is None:  # the optional [triton] extra is not installed
+    collect_ignore_glob.append("packages/core/src/moesuite/core/kernels/triton/*")

@@ -48,13 +48,11 @@ def _is_interpreted(kernel: object) -> bool:
 
 
 def check_launchable(kernel: object, name: str, t: torch.Tensor) -> None:
-    """Raise unless ``kernel`` can run on ``t``'s device (CUDA, or CPU under the interpreter)."""
+    """Raise unless ``kernel`` can run on ``t``'s device.
+
+    Compiled kernels need CUDA tensors; interpreted ones run on CPU (and CUDA) tensors.
+    """
     if t.device.type == "cuda":
-        if _is_interpreted(kernel):
-            raise RuntimeError(
-                f"{name} is a CUDA tensor but triton was imported with TRITON_INTERPRET=1; "
-                "unset it to run the compiled kernels, or pass CPU tensors."
-            )
         return
     if t.device.type == "cpu":
         if not _is_interpreted(kernel):
