@@ -24,7 +24,7 @@ def test_variable_experts_per_token_and_slots():
     )
     assert plan.experts_per_token().tolist() == [3, 0, 1]
     slots = plan.slot_idx()
-    addr = set(zip(plan.token_idx.tolist(), slots.tolist()))
+    addr = set(zip(plan.token_idx.tolist(), slots.tolist(), strict=True))
     assert addr == {(0, 0), (0, 1), (0, 2), (2, 0)}
 
 

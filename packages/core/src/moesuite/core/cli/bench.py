@@ -26,7 +26,13 @@ def bench(
     import torch
 
     from moesuite.core import backends
-    from moesuite.core.bench import BenchCase, bench_dense, bench_experts, bench_hf_loop, bench_layer
+    from moesuite.core.bench import (
+        BenchCase,
+        bench_dense,
+        bench_experts,
+        bench_hf_loop,
+        bench_layer,
+    )
 
     if k > experts:
         raise ValueError(f"--k {k} is larger than --experts {experts}; use k <= experts.")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 import traceback
 from importlib.metadata import entry_points
-from pathlib import Path
 from typing import Annotated
 
 import typer

@@ -12,7 +12,12 @@ and weight gradient), :mod:`.combine` (weighted deterministic combine and its ba
 
 from moesuite.core.kernels.triton.combine import combine_rows, combine_rows_backward, slot_table
 from moesuite.core.kernels.triton.grouped_gemm import grouped_mm, grouped_weight_grad
-from moesuite.core.kernels.triton.ops import combine, grouped_linear, scatter_rows, triton_expert_mlp
+from moesuite.core.kernels.triton.ops import (
+    combine,
+    grouped_linear,
+    scatter_rows,
+    triton_expert_mlp,
+)
 from moesuite.core.kernels.triton.scatter import gather_rows
 
 __all__ = [

@@ -25,7 +25,12 @@ import torch
 import triton
 import triton.language as tl
 
-from moesuite.core.kernels.triton._runtime import autotune, check_float, check_index, check_launchable
+from moesuite.core.kernels.triton._runtime import (
+    autotune,
+    check_float,
+    check_index,
+    check_launchable,
+)
 from moesuite.core.routing import RoutingPlan
 
 __all__ = ["slot_table", "combine_rows", "combine_rows_backward"]

@@ -27,7 +27,12 @@ import torch
 import triton
 import triton.language as tl
 
-from moesuite.core.kernels.triton._runtime import autotune, check_float, check_index, check_launchable
+from moesuite.core.kernels.triton._runtime import (
+    autotune,
+    check_float,
+    check_index,
+    check_launchable,
+)
 
 __all__ = ["grouped_mm", "grouped_weight_grad"]
 
