@@ -1,6 +1,7 @@
 """MoE layer throughput: every backend and router against the dense limit and the eager loop.
 
-Runs, in one process and one after another (so ratios are fair on a noisy machine):
+Runs, in one process, every candidate of a configuration interleaved round by round (so a burst
+of load elsewhere on the machine hits all of them alike; see ``moesuite.core.bench.measure``):
 for T=4096, d=512, h=1024, E in {8, 32, 64}, k=2, and the fine-grained case E=64, h=256, k=8,
 each with uniform (round-robin) and Zipf(1.0)-skewed routing:
 
@@ -33,7 +34,14 @@ from pathlib import Path
 import torch
 
 from moesuite.core import backends, routers
-from moesuite.core.bench import BenchCase, bench_dense, bench_experts, bench_hf_loop, bench_layer
+from moesuite.core.bench import (
+    BenchCase,
+    dense_candidate,
+    experts_candidate,
+    hf_loop_candidate,
+    layer_candidate,
+    measure,
+)
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -73,23 +81,25 @@ def main() -> None:
     rows: list[dict] = [meta]
     print(json.dumps(meta), flush=True)
 
-    def emit(row: dict, dense_ms: float) -> None:
-        row["plr_fwdbwd"] = round(dense_ms / row["fwdbwd_ms"], 3)
-        row["plr_fwd"] = round(dense_row["fwd_ms"] / row["fwd_ms"], 3)
-        rows.append(row)
-        print(json.dumps(row), flush=True)
+    def emit(group: list[dict], name: str) -> None:
+        dense = group[0]
+        for row in group:
+            row["group"] = name
+            row["plr_fwdbwd"] = round(dense["fwdbwd_ms"] / row["fwdbwd_ms"], 3)
+            row["plr_fwd"] = round(dense["fwd_ms"] / row["fwd_ms"], 3)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
 
     cpu_backends = [s.name for s in backends.available("cpu", torch.float32) if s.available and s.name != "triton"]
     for case, with_routers in grid(args.quick):
-        dense_row = bench_dense(case, repeats=args.repeats)
-        dense_ms = dense_row["fwdbwd_ms"]
-        emit(dense_row, dense_ms)
-        for name in [*cpu_backends, "auto"]:
-            emit(bench_experts(case, name, repeats=args.repeats), dense_ms)
-        emit(bench_hf_loop(case, repeats=max(2, args.repeats // 2)), dense_ms)
-        if with_routers:
-            for router in routers.list_routers():
-                emit(bench_layer(case, router, "auto", repeats=args.repeats), dense_ms)
+        # expert compute: the dense limit, every backend and the eager loop, timed interleaved
+        cands = [dense_candidate(case), *(experts_candidate(case, n) for n in [*cpu_backends, "auto"]), hf_loop_candidate(case)]
+        emit(measure(cands, repeats=args.repeats), "experts")
+        del cands
+        if with_routers:  # the whole layer for every router, against its own interleaved dense run
+            cands = [dense_candidate(case), *(layer_candidate(case, r, "auto") for r in routers.list_routers())]
+            emit(measure(cands, repeats=args.repeats), "layers")
+            del cands
     triton = next(s for s in backends.available("cpu", torch.float32) if s.name == "triton")
     if not triton.available:
         skipped = {"kind": "experts", "backend": "triton", "skipped": triton.reason}
@@ -115,7 +125,7 @@ def summary(rows: list[dict]) -> str:
         "| T | d | h | E | k | routing | dense ms | auto experts ms (x dense) | topk layer ms (x dense) | loop backend (x dense) | HF loop ms (x dense) | auto / HF loop |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for dense in (r for r in rows if r.get("kind") == "dense"):
+    for dense in (r for r in rows if r.get("kind") == "dense" and r.get("group") == "experts"):
         key = {k: dense[k] for k in ("T", "d", "h", "E", "k", "skew")}
         auto = _find(rows, kind="experts", backend="auto", **key)
         loop = _find(rows, kind="experts", backend="loop", **key)
@@ -145,7 +155,7 @@ def plot(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    denses = [r for r in rows if r.get("kind") == "dense"]
+    denses = [r for r in rows if r.get("kind") == "dense" and r.get("group") == "experts"]
     labels = [f"E={r['E']} h={r['h']} k={r['k']}\n{r['skew']}" for r in denses]
     series = {"auto (experts)": ("experts", "auto"), "grouped_mm": ("experts", "grouped_mm"),
               "loop backend": ("experts", "loop"), "HF eager loop": ("hf_loop", "hf_loop")}

@@ -1,22 +1,27 @@
 """Throughput measurement of the MoE layer against its physical limit and the eager loop.
 
 Shared by ``moesuite bench`` (a quick run) and ``benchmarks/core/bench_moe_layer.py`` (the
-full grid). Every figure is measured in the same process, one after another, so ratios are
-fair on a noisy machine: warm-up, then the median of ``repeats`` timed runs.
+full grid). Every candidate of one configuration (the dense limit, each backend, the eager
+loop, each router's layer) is built first and then timed *interleaved*: each round runs every
+candidate once, in turn, so a burst of load from elsewhere on the machine hits all of them
+alike and the ratios stay fair. After ``warmup`` rounds, ``repeats`` timed rounds; a row
+reports the minimum (the cost of the code itself, as ``timeit`` recommends; noise only adds
+time) and the median.
 
 Rows (JSON-ready dicts) have the keys ``kind`` (``experts``: expert compute on a fixed
 routing; ``layer``: router + experts; ``dense``: the dense chain with the same active FLOPs;
 ``hf_loop``: the Hugging-Face-style eager per-expert loop), ``backend``, ``router``, ``skew``,
-``T, d, h, E, k``, ``dtype``, ``fwd_ms``, ``fwdbwd_ms``, ``tflops`` (fwd+bwd) and
-``threads``; ratios are computed by the caller.
+``T, d, h, E, k``, ``dtype``, ``fwd_ms``, ``fwdbwd_ms`` (minimum over the timed rounds),
+``fwd_ms_median``, ``fwdbwd_ms_median``, ``tflops`` (fwd+bwd, from the minimum) and ``threads``;
+ratios are computed by the caller.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +31,10 @@ from moesuite.core.experts import GroupedExperts
 from moesuite.core.layer import MoELayer
 from moesuite.core.routing import RoutingPlan
 
-__all__ = ["BenchCase", "forced_plan", "time_it", "bench_experts", "bench_layer", "bench_dense", "bench_hf_loop"]
+__all__ = [
+    "BenchCase", "Candidate", "forced_plan", "measure", "dense_candidate", "experts_candidate",
+    "layer_candidate", "hf_loop_candidate",
+]
 
 
 @dataclass(frozen=True)
@@ -80,16 +88,51 @@ def forced_plan(case: BenchCase, seed: int = 0) -> RoutingPlan:
     return RoutingPlan.from_topk(idx, w, E)
 
 
-def time_it(fn: Callable[[], object], warmup: int = 2, repeats: int = 5) -> float:
-    """Median wall time of ``fn()`` in milliseconds after ``warmup`` untimed calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+@dataclass
+class Candidate:
+    """One thing to time: a no-grad forward and a forward+backward closure, plus row fields."""
+
+    kind: str
+    case: BenchCase
+    fwd: Callable[[], object]
+    fwdbwd: Callable[[], object]
+    extra: dict = field(default_factory=dict)
+
+
+def measure(candidates: Sequence[Candidate], warmup: int = 2, repeats: int = 5) -> list[dict]:
+    """Time ``candidates`` interleaved (round-robin) and return one row each.
+
+    Examples:
+        >>> case = BenchCase(T=64, d=16, h=32, E=4, k=2)
+        >>> rows = measure([dense_candidate(case), experts_candidate(case, "loop")], warmup=1, repeats=2)
+        >>> [(r["kind"], r["backend"]) for r in rows]
+        [('dense', 'dense'), ('experts', 'loop')]
+        >>> all(r["fwdbwd_ms"] <= r["fwdbwd_ms_median"] for r in rows)
+        True
+    """
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"repeats must be >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}.")
+    times: dict[tuple[int, str], list[float]] = {}
+    for rnd in range(warmup + repeats):
+        for i, c in enumerate(candidates):
+            for mode in ("fwd", "fwdbwd"):
+                fn = c.fwd if mode == "fwd" else c.fwdbwd
+                start = time.perf_counter()
+                if mode == "fwd":
+                    with torch.no_grad():
+                        fn()
+                else:
+                    fn()
+                if rnd >= warmup:
+                    times.setdefault((i, mode), []).append((time.perf_counter() - start) * 1e3)
+    rows = []
+    for i, c in enumerate(candidates):
+        fwd, fb = times[(i, "fwd")], times[(i, "fwdbwd")]
+        row = _row(c.kind, c.case, min(fwd), min(fb), **c.extra)
+        row["fwd_ms_median"] = round(statistics.median(fwd), 3)
+        row["fwdbwd_ms_median"] = round(statistics.median(fb), 3)
+        rows.append(row)
+    return rows
 
 
 def _row(kind: str, case: BenchCase, fwd_ms: float, fwdbwd_ms: float, **extra: object) -> dict:
@@ -110,21 +153,21 @@ def _fwd_bwd(forward: Callable[[], torch.Tensor], params: list[torch.Tensor], gr
     return run
 
 
-def bench_experts(case: BenchCase, backend: str, warmup: int = 2, repeats: int = 5, seed: int = 0) -> dict:
+def experts_candidate(case: BenchCase, backend: str, seed: int = 0) -> Candidate:
     """Expert compute only (a fixed :func:`forced_plan`) with one backend."""
     torch.manual_seed(seed)
     experts = GroupedExperts(case.E, case.d, case.h, backend=backend).to(case.torch_dtype)
     plan = forced_plan(case, seed)
     x = torch.randn(case.T, case.d, dtype=case.torch_dtype, requires_grad=True)
     grad = torch.randn(case.T, case.d, dtype=case.torch_dtype)
-    with torch.no_grad():
-        fwd = time_it(lambda: experts(x, plan), warmup, repeats)
-    fb = time_it(_fwd_bwd(lambda: experts(x, plan), [x, *experts.parameters()], grad), warmup, repeats)
     resolved = backends.resolve(backend, "cpu", case.torch_dtype).name
-    return _row("experts", case, fwd, fb, backend=backend, resolved=resolved, router="forced")
+    return Candidate(
+        "experts", case, lambda: experts(x, plan), _fwd_bwd(lambda: experts(x, plan), [x, *experts.parameters()], grad),
+        {"backend": backend, "resolved": resolved, "router": "forced"},
+    )
 
 
-def bench_layer(case: BenchCase, router: str, backend: str = "auto", warmup: int = 2, repeats: int = 5, seed: int = 0) -> dict:
+def layer_candidate(case: BenchCase, router: str, backend: str = "auto", seed: int = 0) -> Candidate:
     """The whole :class:`MoELayer` (router + experts) with a freshly initialised router."""
     torch.manual_seed(seed)
     # settings that give every router about k experts per token
@@ -139,15 +182,14 @@ def bench_layer(case: BenchCase, router: str, backend: str = "auto", warmup: int
     x = torch.randn(case.T, case.d, dtype=case.torch_dtype, requires_grad=True)
     grad = torch.randn(case.T, case.d, dtype=case.torch_dtype)
     with torch.no_grad():
-        fwd = time_it(lambda: layer(x)[0], warmup, repeats)
-    fb = time_it(_fwd_bwd(lambda: layer(x)[0], [x, *layer.parameters()], grad), warmup, repeats)
-    with torch.no_grad():
         plan = layer(x)[1].plan
-    return _row("layer", case, fwd, fb, backend=backend, router=router,
-                assignments_per_token=round(plan.num_assignments / case.T, 3))
+    return Candidate(
+        "layer", case, lambda: layer(x)[0], _fwd_bwd(lambda: layer(x)[0], [x, *layer.parameters()], grad),
+        {"backend": backend, "router": router, "assignments_per_token": round(plan.num_assignments / case.T, 3)},
+    )
 
 
-def bench_dense(case: BenchCase, warmup: int = 2, repeats: int = 5, seed: int = 0) -> dict:
+def dense_candidate(case: BenchCase, seed: int = 0) -> Candidate:
     """The physical limit: ``T * k`` rows through one expert's two GEMMs (same active FLOPs)."""
     torch.manual_seed(seed)
     dt = case.torch_dtype
@@ -156,14 +198,11 @@ def bench_dense(case: BenchCase, warmup: int = 2, repeats: int = 5, seed: int = 
     x = torch.randn(case.T * case.k, case.d, dtype=dt, requires_grad=True)
     grad = torch.randn(case.T * case.k, case.d, dtype=dt)
     fwd_fn = lambda: F.gelu(x @ w1) @ w2  # noqa: E731
-    with torch.no_grad():
-        fwd = time_it(fwd_fn, warmup, repeats)
-    fb = time_it(_fwd_bwd(fwd_fn, [x, w1, w2], grad), warmup, repeats)
-    return _row("dense", case, fwd, fb, backend="dense", router="none")
+    return Candidate("dense", case, fwd_fn, _fwd_bwd(fwd_fn, [x, w1, w2], grad), {"backend": "dense", "router": "none"})
 
 
-def bench_hf_loop(case: BenchCase, warmup: int = 1, repeats: int = 3, seed: int = 0) -> dict:
-    """Hugging Face's eager Mixtral-style loop: ``one_hot`` mask, ``where`` per expert, ``index_add_``."""
+def hf_loop_candidate(case: BenchCase, seed: int = 0) -> Candidate:
+    """Hugging Face's eager Mixtral-style loop: ``one_hot`` mask, ``where`` per expert, ``index_add``."""
     torch.manual_seed(seed)
     dt = case.torch_dtype
     experts = GroupedExperts(case.E, case.d, case.h).to(dt)
@@ -184,7 +223,5 @@ def bench_hf_loop(case: BenchCase, warmup: int = 1, repeats: int = 3, seed: int 
             out = out.index_add(0, tok, h * gates[tok, slot, None])
         return out
 
-    with torch.no_grad():
-        fwd = time_it(forward, warmup, repeats)
-    fb = time_it(_fwd_bwd(forward, [x, *experts.parameters()], grad), warmup, repeats)
-    return _row("hf_loop", case, fwd, fb, backend="hf_loop", router="forced")
+    return Candidate("hf_loop", case, forward, _fwd_bwd(forward, [x, *experts.parameters()], grad),
+                     {"backend": "hf_loop", "router": "forced"})

@@ -18,7 +18,7 @@ def bench(
     skew: Annotated[str, typer.Option("--skew", help="uniform | zipf<s> | hot")] = "uniform",
     backend: Annotated[list[str] | None, typer.Option("--backend", help="Backend(s) to time (repeatable); default: every available one.")] = None,
     router: Annotated[str, typer.Option("--router", help="Router for the full-layer row.")] = "topk",
-    repeats: Annotated[int, typer.Option("--repeats", min=1, help="Timed runs (median reported).")] = 5,
+    repeats: Annotated[int, typer.Option("--repeats", min=1, help="Timed rounds (minimum and median reported).")] = 5,
     threads: Annotated[int | None, typer.Option("--threads", min=1, help="torch threads (default: torch's).")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Also append the JSON lines to this file.")] = None,
 ) -> None:
@@ -28,10 +28,11 @@ def bench(
     from moesuite.core import backends
     from moesuite.core.bench import (
         BenchCase,
-        bench_dense,
-        bench_experts,
-        bench_hf_loop,
-        bench_layer,
+        dense_candidate,
+        experts_candidate,
+        hf_loop_candidate,
+        layer_candidate,
+        measure,
     )
 
     if k > experts:
@@ -40,12 +41,10 @@ def bench(
         torch.set_num_threads(threads)
     case = BenchCase(T=tokens, d=d_model, h=d_hidden, E=experts, k=k, skew=skew)
     chosen = backend or [s.name for s in backends.available("cpu", torch.float32) if s.available and s.name != "triton"]
-    rows = [bench_dense(case, repeats=repeats)]
+    cands = [dense_candidate(case), *(experts_candidate(case, name) for name in chosen),
+             layer_candidate(case, router, "auto"), hf_loop_candidate(case)]
+    rows = measure(cands, repeats=repeats)  # interleaved, so the ratios are fair on a busy machine
     dense_ms = rows[0]["fwdbwd_ms"]
-    for name in chosen:
-        rows.append(bench_experts(case, name, repeats=repeats))
-    rows.append(bench_layer(case, router, "auto", repeats=repeats))
-    rows.append(bench_hf_loop(case, repeats=max(1, repeats // 2)))
     sink = out.open("a") if out else None
     try:
         for row in rows:
