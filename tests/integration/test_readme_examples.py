@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-READMES = [ROOT / "README.md", ROOT / "packages" / "core" / "README.md"]
+READMES = [ROOT / "README.md", *sorted((ROOT / "packages").glob("*/README.md"))]
 BLOCK = re.compile(r"```python\n(.*?)```", re.S)
 
 

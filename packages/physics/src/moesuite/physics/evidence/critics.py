@@ -1,0 +1,105 @@
+"""Evidence-based Dirichlet critics: per-expert reliability scores and corrective residuals.
+
+For each target the critic reads the (detached) opinions of all experts and outputs
+
+* non-negative evidence ``e[B, E]`` -> a Dirichlet over experts with ``a = e + 1``; reliability
+  ``a / sum(a)`` (sums to 1 over experts) and total evidence ``S = sum(a)`` (confidence);
+* a corrective residual ``r[B, E]`` added to each expert's prediction.
+
+Training (Sensoy et al. 2018, evidential classification): the "label" is the expert closest to
+the truth; the loss is the Dirichlet expected squared error (Bayes risk) plus a KL term pulling
+the evidence of wrong experts to zero, and the residuals are fitted by squared error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["CriticOutput", "DirichletCritic", "dirichlet_risk", "dirichlet_kl_uniform", "critic_loss"]
+
+
+@dataclass(frozen=True)
+class CriticOutput:
+    """``evidence, reliability, residual`` are ``[B, E, n_targets]``; ``strength`` is ``[B, n_targets]``."""
+
+    evidence: torch.Tensor
+    reliability: torch.Tensor
+    strength: torch.Tensor
+    residual: torch.Tensor
+
+
+class DirichletCritic(nn.Module):
+    """MLP over all experts' opinions -> Dirichlet evidence and residuals per expert and target.
+
+    Args:
+        d_opinion: width of one expert's opinion vector.
+        num_experts: ``E``.
+        n_targets: targets (2: depth, tau).
+        d_hidden: hidden width.
+
+    Examples:
+        >>> critic = DirichletCritic(d_opinion=5, num_experts=3)
+        >>> out = critic(torch.randn(4, 3, 5))
+        >>> tuple(out.reliability.shape), bool(torch.allclose(out.reliability.sum(1), torch.ones(4, 2)))
+        ((4, 3, 2), True)
+    """
+
+    def __init__(self, d_opinion: int, num_experts: int, n_targets: int = 2, d_hidden: int = 64):
+        super().__init__()
+        self.d_opinion, self.num_experts, self.n_targets, self.d_hidden = d_opinion, num_experts, n_targets, d_hidden
+        self.net = nn.Sequential(nn.Linear(d_opinion * num_experts, d_hidden), nn.GELU(),
+                                 nn.Linear(d_hidden, d_hidden), nn.GELU(),
+                                 nn.Linear(d_hidden, 2 * num_experts * n_targets))
+
+    def forward(self, opinions: torch.Tensor) -> CriticOutput:
+        """``opinions[B, E, d_opinion] -> CriticOutput``."""
+        B = opinions.shape[0]
+        out = self.net(opinions.reshape(B, -1)).reshape(B, self.num_experts, self.n_targets, 2)
+        evidence = F.softplus(out[..., 0])
+        alpha = evidence + 1.0
+        strength = alpha.sum(1)
+        return CriticOutput(evidence, alpha / strength[:, None, :], strength, 0.1 * out[..., 1])
+
+
+def dirichlet_risk(target: torch.Tensor, alpha: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """Expected squared error of a one-hot ``target`` under ``Dir(alpha)`` along ``dim``.
+
+    Examples:
+        >>> a = torch.tensor([[9.0, 1.0]])
+        >>> round(float(dirichlet_risk(torch.tensor([[1.0, 0.0]]), a)), 4)
+        0.0364
+    """
+    S = alpha.sum(dim, keepdim=True)
+    p = alpha / S
+    return ((target - p) ** 2 + p * (1 - p) / (S + 1)).sum(dim)
+
+
+def dirichlet_kl_uniform(alpha: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """``KL(Dir(alpha) || Dir(1))`` along ``dim``."""
+    K = alpha.shape[dim]
+    S = alpha.sum(dim)
+    return (torch.lgamma(S) - torch.lgamma(torch.tensor(float(K), dtype=alpha.dtype)) - torch.lgamma(alpha).sum(dim)
+            + ((alpha - 1) * (torch.digamma(alpha) - torch.digamma(S.unsqueeze(dim)))).sum(dim))
+
+
+def critic_loss(critic: CriticOutput, expert_pred: torch.Tensor, y: torch.Tensor, kl_weight: float = 0.05) -> torch.Tensor:
+    """Dirichlet risk + KL on wrong experts' evidence + residual MSE (scalar).
+
+    Args:
+        critic: the critic's output.
+        expert_pred: ``[B, E, T]`` detached expert predictions.
+        y: ``[B, T]`` truth.
+        kl_weight: weight of the KL term.
+    """
+    err = (expert_pred - y[:, None, :]).abs()
+    target = F.one_hot(err.argmin(1), expert_pred.shape[1]).transpose(1, 2).to(y.dtype)  # [B, E, T]
+    alpha = critic.evidence + 1
+    alpha_wrong = target + (1 - target) * alpha  # remove the evidence of the right expert
+    risk = dirichlet_risk(target, alpha).mean()
+    kl = dirichlet_kl_uniform(alpha_wrong).mean()
+    resid = ((expert_pred + critic.residual - y[:, None, :]) ** 2).mean()
+    return risk + kl_weight * kl + resid

@@ -1,0 +1,98 @@
+"""Figures of the FLiDAR side: example histograms, predicted vs true, NRMSE vs depth and photons."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from moesuite.physics.evidence.metrics import binned_nrmse
+from moesuite.physics.flidar import FLiDARDataset
+
+__all__ = ["plot_example_histograms", "plot_pred_vs_true", "plot_nrmse_vs"]
+
+_NAMES = (("depth", "depth (mm)"), ("tau", "lifetime tau (ns)"))
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_example_histograms(ds: FLiDARDataset, path: str | Path, k: int = 6) -> Path:
+    """Up to ``k`` histograms (log counts) labelled with depth, lifetime and photons."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    t = ds.config.bin_centers_ns
+    for i in range(min(k, len(ds))):
+        label = f"#{i}"
+        if ds.params is not None:
+            label = f"d={ds.column('depth_mm')[i]:.1f} mm, tau={ds.column('tau_ns')[i]:.2f} ns, N={ds.signals[i].sum():.0f}"
+        ax.semilogy(t, np.maximum(ds.signals[i], 0.5), lw=1, label=label)
+    ax.set_xlabel("time (ns)")
+    ax.set_ylabel("counts per bin")
+    ax.set_title(f"simulated FLiDAR histograms ({ds.config.n_bins} bins of {ds.config.bin_width_ns * 1e3:.1f} ps)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_pred_vs_true(y: np.ndarray, mean: np.ndarray, lower: np.ndarray, upper: np.ndarray, path: str | Path,
+                      title: str, max_points: int = 300, seed: int = 0) -> Path:
+    """Predicted vs true depth and lifetime with 90% intervals (a random subsample)."""
+    plt = _plt()
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(y), size=min(max_points, len(y)), replace=False)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4))
+    for j, (ax, (_, label)) in enumerate(zip(axes, _NAMES, strict=True)):
+        err = np.stack([mean[idx, j] - lower[idx, j], upper[idx, j] - mean[idx, j]]).clip(0)
+        ax.errorbar(y[idx, j], mean[idx, j], yerr=err, fmt=".", ms=3, alpha=0.5, elinewidth=0.6)
+        lo, hi = y[:, j].min(), y[:, j].max()
+        ax.plot([lo, hi], [lo, hi], "k--", lw=1)
+        ax.set_xlabel(f"true {label}")
+        ax.set_ylabel(f"predicted {label}")
+    fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_nrmse_vs(y: np.ndarray, preds: dict[str, np.ndarray], depth: np.ndarray, photons: np.ndarray,
+                  path: str | Path, title: str = "") -> Path:
+    """NRMSE of each target vs depth and vs photon count, one line per model."""
+    plt = _plt()
+    span = y.max(0) - y.min(0)
+    d_edges = np.linspace(depth.min(), depth.max() + 1e-9, 9)
+    p_edges = np.geomspace(photons.min(), photons.max() + 1e-9, 9)
+    fig, axes = plt.subplots(2, 2, figsize=(9, 7))
+    for j, (short, _) in enumerate(_NAMES):
+        for name, pred in preds.items():
+            axes[j, 0].plot(0.5 * (d_edges[1:] + d_edges[:-1]), binned_nrmse(y[:, j], pred[:, j], depth, d_edges, span[j]),
+                            "o-", label=name)
+            axes[j, 1].plot(np.sqrt(p_edges[1:] * p_edges[:-1]), binned_nrmse(y[:, j], pred[:, j], photons, p_edges, span[j]),
+                            "o-", label=name)
+        axes[j, 0].set_xlabel("depth (mm)")
+        axes[j, 1].set_xlabel("photons")
+        axes[j, 1].set_xscale("log")
+        axes[j, 1].xaxis.set_minor_formatter(plt.NullFormatter())
+        for ax in axes[j]:
+            ax.set_ylabel(f"NRMSE {short} (range-normalised)")
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle(title or "NRMSE vs depth and photon count")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

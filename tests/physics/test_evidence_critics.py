@@ -1,0 +1,69 @@
+"""Dirichlet critics: reliability is a distribution, the loss has the right optimum and it learns."""
+
+import pytest
+import torch
+
+from moesuite.physics.evidence.critics import (
+    CriticOutput,
+    DirichletCritic,
+    critic_loss,
+    dirichlet_kl_uniform,
+    dirichlet_risk,
+)
+
+
+def test_risk_closed_form_and_minimum():
+    t = torch.tensor([[0.0, 1.0, 0.0]])
+    a = torch.tensor([[2.0, 5.0, 1.0]])
+    S, p = 8.0, torch.tensor([2.0, 5.0, 1.0]) / 8
+    ref = ((t[0] - p) ** 2 + p * (1 - p) / (S + 1)).sum()
+    assert float(dirichlet_risk(t, a)) == pytest.approx(float(ref))
+    # more evidence on the right expert lowers the risk
+    assert dirichlet_risk(t, torch.tensor([[1.0, 50.0, 1.0]])) < dirichlet_risk(t, a)
+
+
+def test_kl_to_uniform_is_zero_at_uniform_and_positive_elsewhere():
+    assert float(dirichlet_kl_uniform(torch.ones(1, 3))) == pytest.approx(0.0, abs=1e-6)
+    assert float(dirichlet_kl_uniform(torch.tensor([[4.0, 1.0, 1.0]]))) > 0
+
+
+def test_reliability_sums_to_one_and_strength_counts_evidence():
+    critic = DirichletCritic(d_opinion=4, num_experts=3)
+    out = critic(torch.randn(7, 3, 4))
+    torch.testing.assert_close(out.reliability.sum(1), torch.ones(7, 2))
+    torch.testing.assert_close(out.strength, out.evidence.sum(1) + 3)
+    assert (out.evidence >= 0).all()
+
+
+def test_critic_learns_which_expert_is_reliable_and_corrects_bias():
+    # expert 0 is accurate when the context feature is > 0, expert 2 otherwise; expert 1 is biased
+    torch.manual_seed(0)
+    n = 512
+    y = torch.randn(n, 2)
+    ctx = torch.randn(n, 1, 1).expand(n, 3, 1)
+    good0 = (ctx[:, 0, 0] > 0)[:, None]
+    noise = 0.05 * torch.randn(n, 3, 2)
+    pred = y[:, None, :] + noise
+    pred[:, 0] += torch.where(good0, 0.0, 1.0)
+    pred[:, 2] += torch.where(good0, 1.0, 0.0)
+    pred[:, 1] += 0.5
+    opinions = torch.cat([pred, ctx], -1)
+    critic = DirichletCritic(d_opinion=3, num_experts=3, d_hidden=32)
+    opt = torch.optim.Adam(critic.parameters(), lr=1e-2)
+    for _ in range(300):
+        opt.zero_grad()
+        loss = critic_loss(critic(opinions), pred, y)
+        loss.backward()
+        opt.step()
+    out = critic(opinions)
+    best = out.reliability.argmax(1)[:, 0]
+    expected = torch.where(good0[:, 0], 0, 2)
+    assert (best == expected).float().mean() > 0.9
+    # the residual removes expert 1's constant bias
+    corrected = pred[:, 1] + out.residual[:, 1]
+    assert (corrected - y).abs().mean() < 0.15 < (pred[:, 1] - y).abs().mean()
+
+
+def test_loss_is_finite_for_any_output():
+    out = CriticOutput(torch.rand(4, 3, 2), torch.full((4, 3, 2), 1 / 3), torch.full((4, 2), 3.0), torch.zeros(4, 3, 2))
+    assert torch.isfinite(critic_loss(out, torch.randn(4, 3, 2), torch.randn(4, 2)))
