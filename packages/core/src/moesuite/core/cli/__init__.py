@@ -40,9 +40,15 @@ def build_app() -> typer.Typer:
     return root
 
 
-app = build_app()
+def __getattr__(name: str) -> typer.Typer:
+    # ``app`` is built on first use, not at import: a domain's CLI module imports
+    # ``moesuite.core.cli.common`` (and so this package) while it is itself half imported, and
+    # mounting the domains at that moment would import it a second time.
+    if name == "app":
+        return build_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    build_app()()
