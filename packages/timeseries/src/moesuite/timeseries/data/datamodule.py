@@ -1,0 +1,164 @@
+"""Sliding windows over a :class:`SeriesTable` as a Lightning DataModule.
+
+A window starting at row ``i`` of a split gives the model
+
+- ``x [L, C]``: targets at rows ``i .. i+L-1`` (the lookback),
+- ``z_past [L, Cz]``: every covariate over the lookback,
+- ``z_future [H, Ck]``: only the covariates *known in the future* (calendar features and
+  columns flagged as known), at rows ``i+L .. i+L+H-1``,
+
+and the loss compares the forecast with ``y [H, C]`` (targets at rows ``i+L .. i+L+H-1``).
+Nothing else from the future is in a batch, so a model cannot see future targets or future
+values of unknown covariates. Covariate columns are ordered ``[past-only..., known...]``; the
+last ``Ck`` columns of ``z_past`` are the columns of ``z_future``.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from moesuite.timeseries.data.splits import Split, StandardScaler, split_borders
+from moesuite.timeseries.data.table import SeriesTable, calendar_features
+
+__all__ = ["WindowDataset", "ForecastDataModule"]
+
+
+class WindowDataset(Dataset):
+    """Every window of one split (stride 1).
+
+    Args:
+        values: ``[T, C]`` scaled targets of the split (lookback rows included).
+        covariates: ``[T, Cz]`` scaled covariates, known ones last.
+        lookback: ``L``.
+        horizon: ``H``.
+        n_known: ``Ck``, how many trailing covariate columns are known in the future.
+    """
+
+    def __init__(self, values: np.ndarray, covariates: np.ndarray, lookback: int, horizon: int, n_known: int):
+        self.values = torch.as_tensor(values, dtype=torch.float32)
+        self.covariates = torch.as_tensor(covariates, dtype=torch.float32)
+        self.lookback, self.horizon, self.n_known = lookback, horizon, n_known
+        self.n_windows = len(values) - lookback - horizon + 1
+        if self.n_windows < 1:
+            raise ValueError(
+                f"too few rows: {len(values)} rows hold no window of lookback + horizon = "
+                f"{lookback} + {horizon}; use more rows or a shorter --lookback/--horizon."
+            )
+
+    def __len__(self) -> int:
+        return self.n_windows
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        L, H = self.lookback, self.horizon
+        cz = self.covariates.shape[1]
+        return {
+            "x": self.values[i : i + L],
+            "y": self.values[i + L : i + L + H],
+            "z_past": self.covariates[i : i + L],
+            "z_future": self.covariates[i + L : i + L + H, cz - self.n_known :],
+        }
+
+
+class ForecastDataModule(L.LightningDataModule):
+    """Standard splits, train-statistics scaling and windowing of a :class:`SeriesTable`.
+
+    Args:
+        table: the series.
+        lookback: input length ``L``.
+        horizon: forecast length ``H``.
+        protocol: split protocol (``auto`` picks 12/4/4 months for ETT files, else 70/10/20).
+        batch_size: training batch size (evaluation uses twice that).
+        covariates: feed the table's covariate columns to the model.
+        calendar: add calendar features of the timestamps as known covariates.
+        seed: shuffling seed.
+
+    Examples:
+        >>> from moesuite.timeseries.data.generator import make_synthetic
+        >>> dm = ForecastDataModule(make_synthetic(1000, 2), lookback=48, horizon=24)
+        >>> dm.setup()
+        >>> b = next(iter(dm.train_dataloader()))
+        >>> [tuple(b[k].shape) for k in ("x", "y", "z_past", "z_future")]
+        [(32, 48, 2), (32, 24, 2), (32, 48, 5), (32, 24, 4)]
+    """
+
+    def __init__(
+        self,
+        table: SeriesTable,
+        lookback: int = 96,
+        horizon: int = 96,
+        protocol: str = "auto",
+        batch_size: int = 32,
+        covariates: bool = True,
+        calendar: bool = True,
+        seed: int = 0,
+    ):
+        super().__init__()
+        self.table = table
+        self.lookback, self.horizon = lookback, horizon
+        self.batch_size, self.seed = batch_size, seed
+        self.split: Split = split_borders(len(table), lookback, horizon, protocol, table.name)
+        train_rows = slice(*self.split.train)
+        self.scaler = StandardScaler().fit(table.values[train_rows])
+        # covariates ordered [past-only user columns, known user columns, calendar]
+        names, blocks, n_known = [], [], 0
+        if covariates and table.covariate_columns:
+            order = [c for c in table.covariate_columns if c not in table.known_covariates]
+            order += [c for c in table.covariate_columns if c in table.known_covariates]
+            idx = [table.covariate_columns.index(c) for c in order]
+            cov = table.covariates[:, idx]
+            self.covariate_scaler: StandardScaler | None = StandardScaler().fit(cov[train_rows])
+            blocks.append(self.covariate_scaler.transform(cov))
+            names += order
+            n_known += len(table.known_covariates)
+        else:
+            self.covariate_scaler = None
+        if calendar:
+            cal, cal_names = calendar_features(table.timestamps)
+            blocks.append(cal)
+            names += cal_names
+            n_known += len(cal_names)
+        self.covariate_names: list[str] = names
+        self.n_known = n_known
+        self.values = self.scaler.transform(table.values)
+        self.covariates = np.concatenate(blocks, 1) if blocks else np.zeros((len(table), 0), np.float32)
+        self.datasets: dict[str, WindowDataset] = {}
+
+    @property
+    def n_channels(self) -> int:
+        """``C``."""
+        return self.table.n_channels
+
+    @property
+    def n_covariates(self) -> int:
+        """``Cz`` (past covariates, calendar included)."""
+        return self.covariates.shape[1]
+
+    def dataset(self, split: str) -> WindowDataset:
+        """The windows of ``split`` (``train``, ``val`` or ``test``)."""
+        if split not in self.datasets:
+            start, stop = self.split.rows(split)
+            self.datasets[split] = WindowDataset(
+                self.values[start:stop], self.covariates[start:stop], self.lookback, self.horizon, self.n_known
+            )
+        return self.datasets[split]
+
+    def window_start_row(self, split: str, index: int) -> int:
+        """Row of the table where window ``index`` of ``split`` starts (its first input row)."""
+        return self.split.rows(split)[0] + index
+
+    def setup(self, stage: str | None = None) -> None:
+        for split in ("train", "val", "test"):
+            self.dataset(split)
+
+    def train_dataloader(self) -> DataLoader:
+        g = torch.Generator().manual_seed(self.seed)
+        return DataLoader(self.dataset("train"), batch_size=self.batch_size, shuffle=True, drop_last=False, generator=g)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.dataset("val"), batch_size=2 * self.batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        return DataLoader(self.dataset("test"), batch_size=2 * self.batch_size)

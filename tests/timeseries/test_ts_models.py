@@ -1,0 +1,173 @@
+"""Forecaster contracts: shapes for every registered model, causality, decoder size, RevIN, MoHE."""
+
+import pytest
+import torch
+
+from moesuite.core.experts import ExpertList, GroupedExperts
+from moesuite.core.layer import MoELayer
+from moesuite.core.recorder import RoutingRecorder
+from moesuite.timeseries.models import (
+    ConvPatchDecoder,
+    DLinear,
+    FourierExpert,
+    MoHETS,
+    RevIN,
+    build_mohe_layer,
+    create_model,
+    list_models,
+    model_spec,
+)
+
+L, H, C, CZ, CK = 64, 24, 3, 3, 2
+
+
+def _inputs(B=4, horizon=H, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(B, L, C, generator=g), torch.randn(B, L, CZ, generator=g),
+            torch.randn(B, horizon, CK, generator=g))
+
+
+def _tiny(name, **kw):
+    opts = {"d_model": 16, "d_ff": 16, "n_heads": 2} if model_spec(name).cls is MoHETS else {}
+    opts.update(kw)
+    return create_model(name, n_channels=C, lookback=L, horizon=H, n_covariates=CZ, n_known=CK, **opts)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_model_forecasts_the_right_shape_and_rebuilds_from_its_config(name):
+    torch.manual_seed(0)
+    model = _tiny(name).eval()
+    y = model(*_inputs())
+    assert y.shape == (4, H, C) and torch.isfinite(y).all()
+    clone = type(model)(**model.get_config()).eval()
+    clone.load_state_dict(model.state_dict())
+    assert torch.allclose(clone(*_inputs()), y)
+    with pytest.raises(ValueError, match="lookback"):
+        model(torch.randn(2, L + 1, C))
+
+
+def test_unknown_model_and_option_are_rejected():
+    with pytest.raises(ValueError, match="unknown model 'prophet'"):
+        create_model("prophet", n_channels=1, lookback=10, horizon=5)
+    with pytest.raises(ValueError, match="has no option 'd_model'"):
+        create_model("dlinear", n_channels=1, lookback=10, horizon=5, d_model=8)
+
+
+@pytest.mark.parametrize("name", ["mohets", "patchtst", "dlinear", "mohets-nocov"])
+def test_each_window_depends_only_on_its_own_inputs(name):
+    """Samples in a batch do not see each other (e.g. no batch-level routing) and gradients of
+    a sample's forecast reach only that sample's lookback."""
+    torch.manual_seed(0)
+    model = _tiny(name).eval()
+    x, zp, zf = _inputs(B=3)
+    x.requires_grad_(True)
+    y = model(x, zp, zf)
+    y[1].sum().backward()
+    grad = x.grad.abs().sum((1, 2))
+    assert grad[1] > 0 and grad[0] == 0 and grad[2] == 0
+
+
+def test_future_covariates_matter_only_when_known():
+    torch.manual_seed(0)
+    x, zp, zf = _inputs()
+    known = _tiny("mohets").eval()
+    assert not torch.allclose(known(x, zp, zf), known(x, zp, zf + 1.0))
+    past_only = create_model("mohets", n_channels=C, lookback=L, horizon=H, n_covariates=CZ, n_known=0,
+                             d_model=16, d_ff=16, n_heads=2).eval()
+    assert torch.allclose(past_only(x, zp, zf), past_only(x, zp, zf + 1.0))
+    assert not torch.allclose(past_only(x, zp, zf), past_only(x, zp + 1.0, zf))
+    no_cov = _tiny("mohets-nocov").eval()
+    assert torch.allclose(no_cov(x, zp, zf), no_cov(x, zp + 1.0, zf + 1.0))
+
+
+def _head_params(model):
+    return sum(p.numel() for p in model.head.parameters())
+
+
+@pytest.mark.parametrize("decoder", ["latent", "implicit", "rollout", "query"])
+def test_conv_decoder_parameters_do_not_depend_on_the_horizon(decoder):
+    sizes = {h: create_model("mohets", n_channels=7, lookback=336, horizon=h, d_model=16, decoder=decoder)
+             for h in (96, 192, 336, 720)}
+    assert len({_head_params(m) for m in sizes.values()}) == 1
+    assert len({sum(p.numel() for p in m.parameters()) for m in sizes.values()}) == 1
+    patchtst = {h: create_model("patchtst", n_channels=7, lookback=336, horizon=h, d_model=16) for h in (96, 720)}
+    assert _head_params(patchtst[720]) > _head_params(patchtst[96])  # flatten head: N * d * H
+    total = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert total(sizes[720]) <= total(patchtst[720])
+    # one conv-decoder model forecasts any horizon
+    y = sizes[96].eval()(torch.randn(2, 336, 7), horizon=500)
+    assert y.shape == (2, 500, 7)
+
+
+def test_revin_round_trip_with_learned_affine():
+    torch.manual_seed(0)
+    rev = RevIN(4, affine=True)
+    with torch.no_grad():
+        rev.weight.copy_(torch.tensor([0.5, 2.0, 1.0, -1.5]))
+        rev.bias.copy_(torch.tensor([0.1, -0.3, 0.0, 2.0]))
+    x = torch.randn(3, 50, 4) * torch.tensor([1.0, 10.0, 0.1, 5.0]) + 100.0
+    z = rev.normalize(x)
+    assert torch.allclose(((z - rev.bias) / rev.weight).mean(1), torch.zeros(3, 4), atol=1e-4)
+    assert torch.allclose(rev.denormalize(z), x, rtol=1e-4, atol=1e-3)
+
+
+def test_mohets_output_follows_the_input_scale_through_revin():
+    torch.manual_seed(0)
+    model = _tiny("mohets-nocov").eval()
+    x = torch.randn(2, L, C)
+    y1, y2 = model(x), model(10.0 * x + 5.0)
+    assert torch.allclose(y2, 10.0 * y1 + 5.0, rtol=1e-3, atol=1e-2)
+
+
+def test_mohe_layer_is_built_from_core_parts_with_heterogeneous_experts():
+    layer = build_mohe_layer(d_model=16, d_ff=32, num_experts=4, top_k=2)
+    assert isinstance(layer, MoELayer) and isinstance(layer.experts, ExpertList)
+    scales = [e.scale for e in layer.experts.experts]
+    assert all(isinstance(e, FourierExpert) for e in layer.experts.experts)
+    assert scales == sorted(scales) and scales[-1] / scales[0] > 10  # low to high frequency bands
+    stds = [e.freq.weight.std().item() for e in layer.experts.experts]
+    assert stds == sorted(stds)
+    assert isinstance(build_mohe_layer(16, 32, expert="mlp").experts, GroupedExperts)
+    # the shared depthwise-conv expert mixes neighbouring patches: a change at patch 0 reaches patch 1
+    x = torch.randn(1, 6, 16)
+    x2 = x.clone()
+    x2[0, 0] += 1.0
+    shared = layer.shared_experts
+    assert not torch.allclose(shared(x)[0, 1], shared(x2)[0, 1]) and torch.allclose(shared(x)[0, 4], shared(x2)[0, 4])
+    # routing and aux losses are the core's, and gradients reach the router
+    y, out = layer(x)
+    (y.sum() + out.aux_loss).backward()
+    assert layer.router.weight.grad is not None and layer.router.weight.grad.abs().sum() > 0
+    assert set(out.aux) == {"load_balance", "z_loss"}
+
+
+def test_routing_is_recorded_per_patch_token():
+    torch.manual_seed(0)
+    model = _tiny("mohets").eval()
+    with RoutingRecorder(model) as rec:
+        model(*_inputs(B=2))
+    assert len(rec.records) == 2  # one MoE layer per encoder block
+    assert rec.records[0].output.plan.num_tokens == 2 * C * model.n_patches
+
+
+def test_dlinear_decomposition_is_exact():
+    m = DLinear(n_channels=2, lookback=48, horizon=12)
+    x = torch.randn(3, 48, 2)
+    seasonal, trend = m.decompose(x)
+    assert torch.allclose(seasonal + trend, x, atol=1e-6)
+    const = torch.full((1, 48, 2), 3.0)
+    assert torch.allclose(m.decompose(const)[1], const)
+
+
+def test_naive_baselines():
+    x = torch.arange(48.0).reshape(1, 48, 1)
+    assert create_model("naive", n_channels=1, lookback=48, horizon=5)(x).flatten().tolist() == [47.0] * 5
+    season = create_model("seasonal-naive", n_channels=1, lookback=48, horizon=30)(x).flatten()
+    assert season[:24].tolist() == list(range(24, 48)) and season[24:].tolist() == list(range(24, 30))
+
+
+@pytest.mark.parametrize("mode", ["implicit", "rollout"])
+def test_decoder_prefix_is_consistent_across_horizons(mode):
+    dec = ConvPatchDecoder(d_model=8, patch_len=4, n_tokens=5, mode=mode).eval()
+    t = torch.randn(2, 5, 8)
+    assert torch.allclose(dec(t, 40)[:, :12], dec(t, 12), atol=1e-6)
