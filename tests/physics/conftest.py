@@ -2,7 +2,7 @@
 
 import pytest
 
-from moesuite.physics._threads import torch_threads
+from moesuite.core.training import torch_threads
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -87,7 +87,7 @@ def train(
     threads: ThreadsOption = 1,
 ) -> None:
     """Train EvidenceMoE, MixER or one of their baselines; writes a run directory."""
-    from moesuite.physics._threads import torch_threads
+    from moesuite.core.training import torch_threads
 
     with torch_threads(threads):
         path = _train(model, data, epochs, n_train, known_optics, expert_inputs, families, num_experts, seed, out, quiet)
@@ -125,8 +125,7 @@ def evaluate(
     threads: ThreadsOption = 1,
 ) -> None:
     """Evaluate a run directory (NRMSE and coverage, or MSE and ARI); writes <run>/eval."""
-    from moesuite.core.training import read_json
-    from moesuite.physics._threads import torch_threads
+    from moesuite.core.training import read_json, torch_threads
 
     if not Path(run_dir).is_dir():
         raise FileNotFoundError(f"{run_dir}: no such run directory (expected one written by `moesuite physics train`).")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from moesuite.physics._threads import torch_threads
+from moesuite.core.training import torch_threads
 
 __all__ = ["run_demo"]
 

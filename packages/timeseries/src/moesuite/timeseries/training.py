@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +34,7 @@ from moesuite.core.training import (
     read_json,
     run_directory,
     seed_everything,
+    torch_threads,
 )
 from moesuite.timeseries.data import ForecastDataModule, SeriesTable, load_csv, make_synthetic
 from moesuite.timeseries.evaluation import ForecastErrors, evaluate_model
@@ -183,21 +182,6 @@ def describe_errors(errors: ForecastErrors) -> dict[str, Any]:
     """JSON-ready test metrics and routing statistics."""
     return {**errors.summary(), "routing": errors.routing_stats}
 
-
-@contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Use ``n`` torch intra-op threads inside the block and restore the previous number."""
-    if n is None:
-        yield
-        return
-    if n < 1:
-        raise ValueError(f"threads must be >= 1 or None, got {n}.")
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def train_forecaster(cfg: TrainConfig, out: str | Path | None = None, progress: bool = True,

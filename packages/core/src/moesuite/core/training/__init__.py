@@ -23,6 +23,7 @@ from moesuite.core.training.rundir import (
     to_jsonable,
 )
 from moesuite.core.training.system import MoESystem, OptimConfig, StepFn
+from moesuite.core.training.threads import torch_threads
 from moesuite.core.training.trainer import make_trainer, seed_everything
 
 __all__ = [
@@ -38,4 +39,5 @@ __all__ = [
     "run_directory",
     "seed_everything",
     "to_jsonable",
+    "torch_threads",
 ]

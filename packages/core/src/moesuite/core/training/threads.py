@@ -1,4 +1,4 @@
-"""A scoped torch thread count (restored on exit); see STYLE rule 25 on global switches."""
+"""A scoped torch thread count, restored on exit (no global switch left behind)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ __all__ = ["torch_threads"]
 def torch_threads(n: int | None) -> Iterator[None]:
     """Run the block with ``n`` torch intra-op threads (``None``: unchanged), then restore.
 
-    The physics models are tiny: on a shared 2-core machine one thread avoids the spin-waiting of
-    a second one that is not really free (10-20x faster under load).
+    Small models (the domains' quick defaults) run 10-50x faster with one thread on a busy
+    2-core machine, where a second intra-op thread that is not really free spin-waits; the
+    domains' ``--threads`` options use this so the setting never outlives the command.
 
     Examples:
         >>> import torch
