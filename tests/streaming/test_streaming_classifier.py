@@ -1,0 +1,152 @@
+"""DriftMoEClassifier: river conformance, routing, drift recovery, robustness."""
+
+import random
+
+import numpy as np
+import pytest
+import torch
+from river import base, checks, tree
+from river.datasets import synth
+
+from moesuite.streaming import DriftMoEClassifier, DriftStream, prequential
+from moesuite.streaming.router import OnlineRouter
+
+# checks that replay the same 200-2000 instances many times; each is exercised once below instead
+_SLOW = {"check_bounded_memory_growth"}
+
+
+@pytest.mark.parametrize("params", list(DriftMoEClassifier._unit_test_params()), ids=["data", "task"])
+def test_river_check_estimator(params):
+    model = DriftMoEClassifier(**params)
+    for check in checks.yield_checks(model):
+        if check.__name__ in _SLOW and params.get("variant") == "task":
+            continue
+        check(model.clone())
+
+
+class _Fixed(base.Classifier):
+    """An expert that never learns: right on one regime (sign of x0) and wrong on the other."""
+
+    def __init__(self, regime: int = 0):
+        self.regime = regime
+
+    def learn_one(self, x, y, w=1.0):
+        pass
+
+    def predict_proba_one(self, x):
+        rule = (x["x1"] > 0) if (x["x0"] > 0) == bool(self.regime) else (x["x1"] <= 0)
+        return {True: float(rule), False: 1.0 - float(rule)}
+
+
+def _regime_stream(n, seed=0):
+    rng = random.Random(seed)
+    for _ in range(n):
+        x = {"x0": rng.uniform(-1, 1), "x1": rng.uniform(-1, 1)}
+        yield x, x["x1"] > 0
+
+
+def test_router_learns_which_expert_owns_which_regime():
+    model = DriftMoEClassifier(n_experts=2, top_k=1, train_k=1, warmup=0, batch_size=16, lr=1e-2,
+                               drift_detector=None, seed=0)
+    model._experts = [_Fixed(0), _Fixed(1)]  # expert 0 owns x0 <= 0, expert 1 owns x0 > 0
+    r = prequential(model, _regime_stream(3000), window=500)
+    assert r.windows[-1][1] > 0.95, r.windows  # routes to the right expert almost always
+    picks = []
+    for x, _ in _regime_stream(200, seed=1):
+        model.predict_proba_one(x)
+        w = model._route(x)[1]
+        picks.append(int(np.argmax(w)) == int(x["x0"] > 0))
+    assert np.mean(picks) > 0.95
+
+
+def test_numpy_fast_path_matches_torch_reference():
+    r = OnlineRouter(n_inputs=5, n_experts=3, hidden=8, seed=0)
+    v = np.random.default_rng(0).normal(size=(4, 5))
+    for _ in range(5):
+        r.fit_batch(v, np.eye(3)[[0, 1, 2, 0]], np.ones((4, 3)))
+    with torch.no_grad():
+        ref = r(torch.as_tensor(v, dtype=torch.float32)).logits.numpy()
+    fast = np.stack([r.logits_one(row) for row in v])
+    np.testing.assert_allclose(fast, ref, rtol=1e-4, atol=1e-5)
+
+
+def _abrupt_stagger(n, drift_at, seed=0):
+    return DriftStream([synth.STAGGER(classification_function=0, seed=seed),
+                        synth.STAGGER(classification_function=1, seed=seed + 1)],
+                       positions=[drift_at], widths=1, seed=seed, n_samples=n)
+
+
+def _recovery_window(windows, drift_at):
+    """Index of the first window after the drift back within 2 points of the pre-drift window."""
+    acc = dict(windows)
+    before = acc[drift_at]
+    after = [(t, a) for t, a in windows if t > drift_at]
+    return next((i for i, (_, a) in enumerate(after) if a >= before - 0.02), len(after)), before, after[0][1]
+
+
+@pytest.mark.parametrize("params", [{}, {"drift_detector": None}], ids=["default", "no-resets"])
+def test_accuracy_recovers_after_abrupt_drift_faster_than_a_tree(params):
+    model = DriftMoEClassifier(seed=0, **params)
+    r = prequential(model, _abrupt_stagger(6000, 3000), window=250)
+    moe_i, before, first_after = _recovery_window(r.windows, 3000)
+    assert before > 0.95 and first_after < before - 0.05  # learnt the concept; the drift hurts
+    ht = tree.HoeffdingTreeClassifier(grace_period=50, delta=0.01)  # the experts' own tree
+    ht_i, _, _ = _recovery_window(prequential(ht, _abrupt_stagger(6000, 3000), window=250).windows, 3000)
+    assert moe_i <= 1 and moe_i < ht_i, (r.windows, ht_i)
+
+
+def test_task_variant_learns_a_multiclass_stream():
+    model = DriftMoEClassifier(variant="task", seed=0)
+    stream = synth.LED(seed=0, noise_percentage=0.0)
+    r = prequential(model, (xy for _, xy in zip(range(3000), stream, strict=False)), window=500)
+    assert r.windows[-1][1] > 0.8
+    assert len(model._experts) == 10
+
+
+def test_learn_one_survives_new_categories_missing_features_and_type_changes():
+    model = DriftMoEClassifier(n_experts=3, warmup=5, batch_size=4, n_inputs=4, seed=0)
+    assert model.top_k == 3
+    rng = random.Random(0)
+    for i in range(300):
+        x = {"a": rng.random(), "colour": rng.choice(["red", "blue"])}
+        if i > 100:
+            x["colour"] = f"new-{i}"  # a new category every instance (more than n_inputs slots)
+        if i % 7 == 0:
+            x.pop("a")  # missing feature
+        if i % 11 == 0:
+            x["late"] = float("nan")  # NaN: treated as missing by the router
+        model.learn_one(x, i % 3)
+        proba = model.predict_proba_one(x)
+        assert abs(sum(proba.values()) - 1) < 1e-9
+    assert set(proba) == {0, 1, 2}
+    model.learn_one({}, 1)  # an empty instance
+    assert model.predict_one({}) in {0, 1, 2}
+
+
+def test_clone_and_seed_give_identical_runs():
+    a = DriftMoEClassifier(n_experts=4, seed=3)
+    b = a.clone()
+    stream = list(_abrupt_stagger(600, 300))
+    preds_a = [(a.predict_one(x), a.learn_one(x, y))[0] for x, y in stream]
+    preds_b = [(b.predict_one(x), b.learn_one(x, y))[0] for x, y in stream]
+    assert preds_a == preds_b
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"variant": "chaos"}, "variant must be one of"),
+    ({"top_k": 7}, "top_k=7 is larger than n_experts=6"),
+    ({"n_experts": 0}, "n_experts must be an int >= 1"),
+    ({"temperature": 0.0}, "temperature must be > 0"),
+    ({"mask_experts": -1}, "mask_experts must be None"),
+])
+def test_bad_parameters_name_the_parameter(bad, match):
+    with pytest.raises(ValueError, match=match):
+        DriftMoEClassifier(**bad)
+
+
+def test_task_variant_with_too_many_classes_says_what_to_change():
+    model = DriftMoEClassifier(variant="task", n_experts=2)
+    model.learn_one({"a": 1.0}, "x")
+    model.learn_one({"a": 2.0}, "y")
+    with pytest.raises(ValueError, match="raise n_experts"):
+        model.learn_one({"a": 3.0}, "z")
