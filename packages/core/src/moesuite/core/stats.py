@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from moesuite.core.losses import routing_entropy
+from moesuite.core.plotting import save_figure
 from moesuite.core.routers.base import RouterOutput
 
 __all__ = ["expert_load", "load_imbalance", "routing_summary", "plot_expert_load"]
@@ -88,9 +89,4 @@ def plot_expert_load(
     ax.set_xlabel("expert")
     ax.set_title(f"{title}\n(uniform = {1 / E:.3f})")
     fig.colorbar(im, ax=ax, label="fraction of assignments")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from moesuite.core.plotting import save_figure
+
 __all__ = ["plot_forecasts", "plot_expert_usage_by_position", "plot_comparison"]
 
 
@@ -43,12 +45,7 @@ def plot_forecasts(
     axes[0, 0].legend(loc="upper left", fontsize=8)
     axes[-1, 0].set_xlabel("time step")
     fig.suptitle(title or "forecast vs truth (test windows)")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 def plot_expert_usage_by_position(routing: Mapping[str, np.ndarray], path: str | Path, title: str = "") -> Path:
@@ -90,9 +87,4 @@ def plot_comparison(rows: Sequence[Mapping[str, object]], path: str | Path, metr
     ax.set_ylabel(f"test {metric.upper()} (standardised)")
     ax.legend(fontsize=8)
     ax.set_title(title or f"test {metric.upper()} by horizon")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from moesuite.core.plotting import save_figure
 from moesuite.physics.evidence.metrics import binned_nrmse
 from moesuite.physics.flidar import FLiDARDataset
 
@@ -37,12 +38,7 @@ def plot_example_histograms(ds: FLiDARDataset, path: str | Path, k: int = 6) -> 
     ax.set_ylabel("counts per bin")
     ax.set_title(f"simulated FLiDAR histograms ({ds.config.n_bins} bins of {ds.config.bin_width_ns * 1e3:.1f} ps)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def plot_pred_vs_true(y: np.ndarray, mean: np.ndarray, lower: np.ndarray, upper: np.ndarray, path: str | Path,
@@ -60,12 +56,7 @@ def plot_pred_vs_true(y: np.ndarray, mean: np.ndarray, lower: np.ndarray, upper:
         ax.set_xlabel(f"true {label}")
         ax.set_ylabel(f"predicted {label}")
     fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def plot_nrmse_vs(y: np.ndarray, preds: dict[str, np.ndarray], depth: np.ndarray, photons: np.ndarray,
@@ -90,9 +81,4 @@ def plot_nrmse_vs(y: np.ndarray, preds: dict[str, np.ndarray], depth: np.ndarray
             ax.set_ylabel(f"NRMSE {short} (range-normalised)")
     axes[0, 0].legend(fontsize=7)
     fig.suptitle(title or "NRMSE vs depth and photon count")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from moesuite.core.plotting import save_figure
 from moesuite.physics.odes import EnvironmentSet
 
 __all__ = ["plot_trajectories", "plot_expert_assignment"]
@@ -58,12 +59,7 @@ def plot_trajectories(
         ax.tick_params(labelsize=7)
     axes.flat[0].legend(fontsize=6, loc="best")
     fig.suptitle(title or "reconstructed trajectories (dots: truth, lines: model)", fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 def plot_expert_assignment(
@@ -99,9 +95,4 @@ def plot_expert_assignment(
     ax.set_xlabel("expert")
     ax.set_title(title or "environments per family and expert", fontsize=10)
     fig.colorbar(im, ax=ax, label="environments")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
