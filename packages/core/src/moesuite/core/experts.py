@@ -20,7 +20,8 @@ from moesuite.core.routing import RoutingPlan
 __all__ = ["GroupedExperts", "ExpertList"]
 
 
-def _check_call(x: torch.Tensor, plan: RoutingPlan, d_model: int, num_experts: int) -> None:
+def check_expert_call(x: torch.Tensor, plan: RoutingPlan, d_model: int, num_experts: int) -> None:
+    """Validate the ``experts(x[T, d_model], plan)`` contract; one clear error naming the argument."""
     if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != d_model:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"x must have shape [T, d_model={d_model}], got {shape}.")
@@ -104,7 +105,7 @@ class GroupedExperts(nn.Module):
 
     def forward(self, x: torch.Tensor, plan: RoutingPlan) -> torch.Tensor:
         """Run ``x[T, d_model]`` through the plan's experts; returns ``[T, d_model]``."""
-        _check_call(x, plan, self.d_model, self.num_experts)
+        check_expert_call(x, plan, self.d_model, self.num_experts)
         if x.dtype != self.w_in.dtype:
             raise TypeError(
                 f"x has dtype {x.dtype} but the expert weights are {self.w_in.dtype}; cast one "
@@ -152,7 +153,7 @@ class ExpertList(nn.Module):
 
     def forward(self, x: torch.Tensor, plan: RoutingPlan) -> torch.Tensor:
         """Run ``x[T, d_model]`` through the plan's experts; returns ``[T, d_model]``."""
-        _check_call(x, plan, self.d_model or x.shape[-1], self.num_experts)
+        check_expert_call(x, plan, self.d_model or x.shape[-1], self.num_experts)
         xs = ops.permute(x, plan)
         offsets = plan.expert_offsets.tolist()
         outputs = []

@@ -31,7 +31,7 @@ from torch import nn
 
 from moesuite.core import ops
 from moesuite.core.distributed.all_to_all import all_to_all, group_rank, group_size
-from moesuite.core.experts import ExpertList, GroupedExperts
+from moesuite.core.experts import ExpertList, GroupedExperts, check_expert_call
 from moesuite.core.routing import RoutingPlan
 
 __all__ = ["ExpertParallelExperts", "expert_block", "shard_experts"]
@@ -207,20 +207,8 @@ class ExpertParallelExperts(nn.Module):
 
     def forward(self, x: torch.Tensor, plan: RoutingPlan) -> torch.Tensor:
         """Compute ``x[T, d]`` with the experts of every rank; returns ``[T, d]``."""
-        if not isinstance(x, torch.Tensor) or x.dim() != 2:
-            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"x must have shape [T, d_model], got {shape}.")
-        if not isinstance(plan, RoutingPlan):
-            raise TypeError(f"plan must be a RoutingPlan, got {type(plan).__name__}.")
-        if plan.num_tokens != x.shape[0]:
-            raise ValueError(
-                f"plan routes {plan.num_tokens} tokens but x has {x.shape[0]} rows; route the same x."
-            )
-        if plan.num_experts != self.num_experts:
-            raise ValueError(
-                f"plan has num_experts={plan.num_experts}, these experts number {self.num_experts} "
-                "(the global count)."
-            )
+        d_model = getattr(self.local_experts, "d_model", None) or (x.shape[-1] if isinstance(x, torch.Tensor) else 0)
+        check_expert_call(x, plan, d_model, self.num_experts)  # num_experts: the global count
         world, per_rank = self.world_size, self.num_local_experts
         needs_x_grad, needs_out_grad = self._needs_grad(x)
         recv_counts = self._exchange_counts(plan, (needs_x_grad, needs_out_grad))
