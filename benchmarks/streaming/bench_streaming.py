@@ -3,7 +3,8 @@
 Every (stream, model) pair runs in its own process (one at a time; a slow model cannot block
 the rest, and a crash or time-out costs one row) and appends one JSON line to
 ``results/streaming.jsonl`` as soon as it finishes, so partial results survive. Pairs already
-in the file (same stream, model, n, seed) are skipped: rerunning the command resumes.
+in the file (same stream, model, n, seed) are skipped: rerunning the command resumes
+(``--force`` reruns them; the newest row of a pair is the one the tables use).
 
     python benchmarks/streaming/bench_streaming.py                         # everything, 100k
     python benchmarks/streaming/bench_streaming.py --models srp --models lb --n 20000
@@ -65,6 +66,8 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=RESULTS / "streaming.jsonl")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds per (stream, model) job")
     p.add_argument("--elec", type=Path, default=None, help="elec.csv to add as the 'elec' stream")
+    p.add_argument("--force", action="store_true",
+                   help="rerun pairs already in --out (the new row wins in the tables), e.g. after a model changed")
     p.add_argument("--table", action="store_true", help="print the README table from --out and write plots")
     p.add_argument("--job", nargs=2, metavar=("STREAM", "MODEL"), help=argparse.SUPPRESS)
     p.add_argument("--data", help=argparse.SUPPRESS)
@@ -87,7 +90,7 @@ def main() -> None:
     streams = a.streams or list_streams()
     models = a.models or DEFAULT_MODELS
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    done = done_keys(a.out)
+    done = set() if a.force else done_keys(a.out)
     for stream in streams:
         for model in models:
             if (stream, model, a.n, a.seed) in done:
