@@ -184,3 +184,39 @@ def test_reset_on_increase_keeps_an_expert_whose_error_falls():
     assert run("any", wrong_first=True) >= 1  # river's ADWIN flags the fall of the error too
     assert run("increase", wrong_first=True) == 0
     assert run("increase", wrong_first=False) >= 1  # a rise of the error still resets
+
+
+def test_numpy_trainer_takes_the_same_adam_steps_as_torch():
+    rng = np.random.default_rng(0)
+    V = rng.normal(size=(32, 5))
+    M = (rng.random((32, 3)) > 0.5).astype(float)
+    valid = (rng.random((32, 3)) > 0.3).astype(float)
+    fast = OnlineRouter(n_inputs=5, n_experts=3, hidden=8, lr=1e-2, seed=0, trainer="numpy")
+    ref = OnlineRouter(n_inputs=5, n_experts=3, hidden=8, lr=1e-2, seed=0, trainer="torch")
+    for _ in range(20):
+        loss_fast, loss_ref = fast.fit_batch(V, M, valid), ref.fit_batch(V, M, valid)
+        assert abs(loss_fast - loss_ref) < 1e-4
+    with torch.no_grad():  # forward() of the numpy-trained router sees the trained weights
+        np.testing.assert_allclose(fast(torch.as_tensor(V, dtype=torch.float32)).logits.numpy(),
+                                   ref(torch.as_tensor(V, dtype=torch.float32)).logits.numpy(), rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(fast.logits_one(V[0]), ref.logits_one(V[0]), rtol=1e-3, atol=1e-4)
+
+
+def test_router_trainer_torch_is_an_option_of_the_classifier():
+    stream = list(_abrupt_stagger(600, 300))
+    for trainer in ("numpy", "torch"):
+        model = DriftMoEClassifier(n_experts=3, router_trainer=trainer, seed=0)
+        for x, y in stream:
+            model.predict_one(x)
+            model.learn_one(x, y)
+        assert model._router.steps == len(stream) // model.batch_size
+        assert (model._router._numpy is None) == (trainer == "torch")
+
+
+def test_variant_defaults_for_router_lr_and_expert_leaves():
+    data, task = DriftMoEClassifier(), DriftMoEClassifier(variant="task")
+    assert (data._router._numpy.lr, task._router._numpy.lr) == (2e-3, 3e-2)
+    assert DriftMoEClassifier(variant="task", lr=1e-3)._router._numpy.lr == 1e-3
+    assert (data._prototype.leaf_prediction, task._prototype.leaf_prediction) == ("nba", "mc")
+    assert data._prototype.grace_period == task._prototype.grace_period == 200
+    assert DriftMoEClassifier.paper_params()["lr"] == 2e-3
