@@ -7,6 +7,7 @@ from moesuite.core.experts import ExpertList, GroupedExperts
 from moesuite.core.layer import MoELayer
 from moesuite.core.recorder import RoutingRecorder
 from moesuite.timeseries.models import (
+    BasisHead,
     ConvPatchDecoder,
     DLinear,
     FourierExpert,
@@ -14,6 +15,7 @@ from moesuite.timeseries.models import (
     RevIN,
     build_mohe_layer,
     create_model,
+    fourier_basis,
     list_models,
     model_spec,
 )
@@ -84,9 +86,12 @@ def _head_params(model):
     return sum(p.numel() for p in model.head.parameters())
 
 
-@pytest.mark.parametrize("decoder", ["latent", "implicit", "rollout", "query"])
-def test_conv_decoder_parameters_do_not_depend_on_the_horizon(decoder):
-    sizes = {h: create_model("mohets", n_channels=7, lookback=336, horizon=h, d_model=16, decoder=decoder)
+@pytest.mark.parametrize(("decoder", "skip"), [("fourier", False), ("fourier", True), ("latent", False),
+                                              ("latent", True), ("implicit", False), ("rollout", False),
+                                              ("query", False)])
+def test_conv_decoder_parameters_do_not_depend_on_the_horizon(decoder, skip):
+    sizes = {h: create_model("mohets", n_channels=7, lookback=336, horizon=h, d_model=16, decoder=decoder,
+                             lookback_skip=skip)
              for h in (96, 192, 336, 720)}
     assert len({_head_params(m) for m in sizes.values()}) == 1
     assert len({sum(p.numel() for p in m.parameters()) for m in sizes.values()}) == 1
@@ -166,8 +171,74 @@ def test_naive_baselines():
     assert season[:24].tolist() == list(range(24, 48)) and season[24:].tolist() == list(range(24, 30))
 
 
-@pytest.mark.parametrize("mode", ["implicit", "rollout"])
+@pytest.mark.parametrize("mode", ["fourier", "implicit", "rollout"])
 def test_decoder_prefix_is_consistent_across_horizons(mode):
     dec = ConvPatchDecoder(d_model=8, patch_len=4, n_tokens=5, mode=mode).eval()
     t = torch.randn(2, 5, 8)
     assert torch.allclose(dec(t, 40)[:, :12], dec(t, 12), atol=1e-6)
+
+
+def test_fourier_basis_head_is_linear_in_its_input_and_learns_a_periodic_forecast():
+    torch.manual_seed(0)
+    head = BasisHead(32, n_frequencies=16, period=48.0)
+    assert torch.count_nonzero(head(torch.randn(2, 32), 60)) == 0  # zero init: starts at the lookback mean
+    with torch.no_grad():
+        head.coef.weight.normal_()
+    a, b = torch.randn(3, 32), torch.randn(3, 32)
+    assert torch.allclose(head(a + 2 * b, 50) - head.coef.bias @ fourier_basis(50, 16, 48.0).T,
+                          head(a, 50) + 2 * head(b, 50) - 2 * head.coef.bias @ fourier_basis(50, 16, 48.0).T, atol=1e-4)
+    # beyond the base period the forecast repeats
+    y = head(a, 120)
+    assert torch.allclose(y[:, :48], y[:, 48:96], atol=1e-3)
+    # fit sine waves of random phase with period 12 from their last 32 values, 48 steps ahead
+    head = BasisHead(32, n_frequencies=16, period=48.0)
+    opt = torch.optim.Adam(head.parameters(), lr=1e-2)
+    t = torch.arange(80.0)
+    def batch():
+        phase = torch.rand(64, 1) * 6.283
+        s = torch.sin(2 * torch.pi * t / 12 + phase)
+        return s[:, :32], s[:, 32:]
+    losses = []
+    for _ in range(300):
+        x, y = batch()
+        loss = ((head(x, 48) - y) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[0] > 0.4 and sum(losses[-20:]) / 20 < 0.01
+
+
+def test_lookback_skip_adds_a_linear_forecast_of_the_lookback():
+    torch.manual_seed(0)
+    x, zp, zf = _inputs()
+    plain = _tiny("mohets", lookback_skip=False).eval()
+    skip = _tiny("mohets", lookback_skip=True).eval()
+    skip.load_state_dict(plain.state_dict(), strict=False)
+    assert torch.allclose(plain(x, zp, zf), skip(x, zp, zf))  # zero-initialised skip
+    with torch.no_grad():
+        skip.skip.coef.weight.normal_()
+    assert not torch.allclose(plain(x, zp, zf), skip(x, zp, zf))
+    assert skip(x, horizon=3 * H).shape == (4, 3 * H, C)
+
+
+def test_skip_experts_are_mixed_by_a_gate_on_the_encoder_tokens():
+    torch.manual_seed(0)
+    x, zp, zf = _inputs()
+    model = _tiny("mohets", lookback_skip=True, skip_experts=3).eval()
+    assert model.skip.coef.out_features == 3 * 2 * model.skip.n_frequencies
+    with torch.no_grad():
+        model.skip.coef.weight.normal_()
+    y = model(x, zp, zf)
+    with torch.no_grad():
+        model.skip_gate.bias.add_(torch.tensor([5.0, 0.0, -5.0]))  # shift the gate towards expert 0
+    assert not torch.allclose(y, model(x, zp, zf))
+    head = BasisHead(8, n_frequencies=2, period=10.0, n_experts=2)
+    with torch.no_grad():
+        head.coef.weight.normal_()
+    a = torch.randn(5, 8)
+    one_hot = torch.tensor([[1.0, 0.0]] * 5)
+    half = torch.full((5, 2), 0.5)
+    assert torch.allclose(head(a, 7, half), 0.5 * (head(a, 7, one_hot) + head(a, 7, one_hot.flip(1))), atol=1e-5)
+    with pytest.raises(ValueError, match="gate"):
+        head(a, 7)

@@ -8,6 +8,7 @@ from moesuite.timeseries.models._registry import (
     model_spec,
     register_model,
 )
+from moesuite.timeseries.models.basis import BasisHead, fourier_basis
 from moesuite.timeseries.models.decoders import ConvPatchDecoder, FlattenHead
 from moesuite.timeseries.models.dlinear import DLinear
 from moesuite.timeseries.models.mohe import (
@@ -21,6 +22,7 @@ from moesuite.timeseries.models.naive import NaiveForecaster, SeasonalNaiveForec
 from moesuite.timeseries.models.revin import RevIN
 
 __all__ = [
+    "BasisHead",
     "ConvPatchDecoder",
     "DLinear",
     "DepthwiseConvExpert",
@@ -35,6 +37,7 @@ __all__ = [
     "SpectralExpert",
     "build_mohe_layer",
     "create_model",
+    "fourier_basis",
     "list_models",
     "model_spec",
     "register_model",

@@ -17,13 +17,17 @@ every open choice a constructor argument:
    columns) add tokens for non-overlapping patches of their future values. Unknown covariates
    contribute past patches only, so no future information enters except what is flagged as
    known. (Alternative reading, not implemented: one token per covariate and patch.)
-5. Head: the convolutional patch decoder (``head="conv"``, weights independent of ``H``;
-   ``decoder="latent"``: ``r`` latent tokens mixed by position-generated coefficients, then
+5. Head: the patch decoder (``head="conv"``, weights independent of ``H``;
+   ``decoder="fourier"``: a linear map of the flattened tokens to the coefficients of a fixed
+   Fourier basis of the forecast step; ``"latent"``: ``r`` latent tokens mixed by position-generated coefficients, then
    convolutions over the future tokens; ``"implicit"``: a long token-axis convolution with an
    MLP-generated kernel;
    ``"rollout"`` rolls a token-axis convolution forward one future patch at a time;
    ``"query"`` uses attention queries and a conv stack) or
    PatchTST's flatten head (``head="flatten"``, ``N * d_model * H`` weights).
+6. Optional lookback skip (``lookback_skip``): a horizon-free linear map of each channel's
+   normalised lookback onto the same kind of Fourier basis, added to the head's forecast (a
+   linear forecaster in parallel with the Transformer, as DLinear/RLinear are on their own).
 
 Routing statistics and router losses come from the core (``RoutingRecorder``,
 ``MoEAuxLossCallback``); the model returns only the forecast.
@@ -37,6 +41,7 @@ import torch
 from torch import nn
 
 from moesuite.timeseries.models._base import Forecaster
+from moesuite.timeseries.models.basis import BasisHead
 from moesuite.timeseries.models.decoders import ConvPatchDecoder, FlattenHead
 from moesuite.timeseries.models.encoder import (
     EncoderBlock,
@@ -79,8 +84,18 @@ class MoHETS(Forecaster):
         covariates: use covariate cross-attention (when covariates are given).
         revin: reversible instance normalisation.
         revin_affine: learnable RevIN affine map.
-        decoder: conv decoder variant, ``latent``, ``implicit``, ``rollout`` or ``query``
+        decoder: decoder variant, ``fourier``, ``latent``, ``implicit``, ``rollout`` or ``query``
             (see :class:`ConvPatchDecoder`).
+        decoder_frequencies: harmonics ``K`` of the ``fourier`` decoder and of the lookback skip.
+        decoder_period: their base period ``T`` in steps.
+        head_dropout: dropout on the flattened tokens before the ``fourier`` decoder
+            (``None``: ``dropout``).
+        lookback_skip: add a horizon-free linear forecast from the normalised lookback.
+        skip_experts: ``E`` linear lookback forecasters in the skip, mixed per channel sequence by a
+            softmax gate on the mean of the encoder's output tokens (a mixture of linear experts
+            routed by the MoHE encoder; 1: a single linear skip).
+        head_scale: fixed factor on the head's forecast (with Adam, a smaller effective step
+            for the Transformer path than for the lookback skip; 1: plain sum).
         decoder_latent: latent tokens of the ``latent`` decoder.
         decoder_context: tokens the rollout kernel spans (default: all ``N``).
         decoder_layers: convolution blocks of the ``query`` decoder.
@@ -129,6 +144,12 @@ class MoHETS(Forecaster):
         decoder_context: int | None = None,
         decoder_layers: int = 2,
         decoder_kernel: int = 3,
+        decoder_frequencies: int = 96,
+        decoder_period: float = 384.0,
+        head_dropout: float | None = None,
+        lookback_skip: bool = False,
+        skip_experts: int = 1,
+        head_scale: float = 1.0,
         dropout: float = 0.1,
         lb_weight: float = 1e-2,
         z_weight: float = 1e-3,
@@ -174,9 +195,15 @@ class MoHETS(Forecaster):
             self.head: nn.Module = ConvPatchDecoder(
                 d_model, patch_len, self.n_patches, mode=decoder, context=decoder_context, n_layers=decoder_layers,
                 kernel_size=decoder_kernel, n_heads=n_heads, dropout=dropout, latent_tokens=decoder_latent,
+                n_frequencies=decoder_frequencies, period=decoder_period,
+                head_dropout=dropout if head_dropout is None else head_dropout,
             )
         else:
             self.head = FlattenHead(self.n_patches, d_model, horizon, dropout=dropout)
+        self.head_scale = head_scale
+        self.skip = (BasisHead(lookback, decoder_frequencies, decoder_period, n_experts=skip_experts)
+                     if lookback_skip else None)
+        self.skip_gate = nn.Linear(d_model, skip_experts) if lookback_skip and skip_experts > 1 else None
 
     def covariate_tokens(self, z_past: torch.Tensor, z_future: torch.Tensor | None) -> torch.Tensor:
         """Covariate patch tokens ``[B, K, d]``: ``N`` past tokens (+ ``M`` future tokens when some are known).
@@ -220,7 +247,14 @@ class MoHETS(Forecaster):
             memory = self.covariate_tokens(z_past, z_future)
         for block in self.blocks:
             h = block(h, memory)
-        y = self.head(self.norm(h), H).reshape(B, C, H).transpose(1, 2)
+        h = self.norm(h)
+        y = self.head(h, H)
+        if self.head_scale != 1.0:
+            y = self.head_scale * y
+        if self.skip is not None:
+            gate = self.skip_gate(h.mean(1)).softmax(-1) if self.skip_gate is not None else None
+            y = y + self.skip(x.transpose(1, 2).reshape(B * C, L), H, gate)
+        y = y.reshape(B, C, H).transpose(1, 2)
         if self.revin is not None:
             y = self.revin.denormalize(y)
         return y
