@@ -15,6 +15,7 @@ Rand index between the gate's expert per training environment and its family.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -47,6 +48,12 @@ def main() -> None:
     parser.add_argument("--adapt-steps", type=int, default=300)
     parser.add_argument("--warmup", type=float, default=None, help="TrainConfig.warmup (default: its default)")
     parser.add_argument("--no-recluster", action="store_true", help="warm-start-only K-means (authors)")
+    parser.add_argument("--split-warmup", type=float, default=None, help="TrainConfig.split_warmup (bisection warm-up)")
+    parser.add_argument("--merge-ratio", type=float, default=None, help="TrainConfig.merge_ratio (0: off)")
+    parser.add_argument("--assignment", default=None, help="GateUpdateConfig.assignment (global, sequential, hungarian)")
+    parser.add_argument("--standardize", action="store_true", help="GateUpdateConfig.standardize")
+    parser.add_argument("--reassign", action="store_true", help="GateUpdateConfig.reassign")
+    parser.add_argument("--relocate", action="store_true", help="GateUpdateConfig.relocate (with --reassign)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--tag", default="", help="free text stored with each result")
     parser.add_argument("--out", type=Path, default=RESULTS / "mixer.jsonl")
@@ -59,9 +66,15 @@ def main() -> None:
             dataset, _ = prepare_data(families, None, seed, n_train_envs=args.train_envs, n_train_ics=args.train_ics)
             E = default_num_experts(len(dataset.families))
             for model in args.models.split(","):
-                overrides = {} if args.warmup is None else {"warmup": args.warmup}
+                overrides = {k: v for k, v in (("warmup", args.warmup), ("split_warmup", args.split_warmup),
+                                               ("merge_ratio", args.merge_ratio)) if v is not None}
+                gate = {k: v for k, v in (("assignment", args.assignment),) if v is not None}
+                for flag in ("standardize", "reassign", "relocate"):
+                    if getattr(args, flag):
+                        gate[flag] = True
                 if args.no_recluster:
-                    overrides["gate_update"] = GateUpdateConfig(recluster=False)
+                    gate["recluster"] = False
+                overrides["gate_update"] = GateUpdateConfig(**gate)
                 tc = TrainConfig(epochs=args.epochs, seed=seed, **overrides)
                 net, system, train_s = train_model(model, dataset, num_experts=E, train_config=tc)
                 start = time.perf_counter()
@@ -75,6 +88,8 @@ def main() -> None:
                     "outer_steps": tc.outer_steps, "train_envs_per_family": args.train_envs,
                     "train_ics": args.train_ics, **{k: v for k, v in ev.metrics.items()},
                     "warmup": tc.warmup, "recluster": tc.gate_update.recluster,
+                    "split_warmup": tc.split_warmup, "merge_ratio": tc.merge_ratio,
+                    "gate_update": dataclasses.asdict(tc.gate_update), "merges": len(system.merges),
                     "gate_updates": system.gate_updates, "train_seconds": round(train_s, 1),
                     "eval_seconds": round(eval_s, 1), "threads": args.threads, "tag": args.tag,
                 }

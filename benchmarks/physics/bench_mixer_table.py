@@ -15,10 +15,10 @@ RESULTS = Path(__file__).resolve().parent / "results" / "mixer.jsonl"
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--file", type=Path, default=RESULTS)
+    parser.add_argument("--file", type=Path, nargs="+", default=[RESULTS])
     parser.add_argument("--tag", default=None)
     args = parser.parse_args()
-    rows = [json.loads(line) for line in args.file.read_text().splitlines() if line.strip()]
+    rows = [json.loads(line) for f in args.file for line in f.read_text().splitlines() if line.strip()]
     if args.tag is not None:
         rows = [r for r in rows if r.get("tag") == args.tag]
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)

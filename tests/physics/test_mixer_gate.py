@@ -8,6 +8,7 @@ from moesuite.physics.mixer import (
     LeastSquaresGate,
     adjusted_rand_index,
     greedy_assignment,
+    hungarian_assignment,
     kmeans,
     kmeans_least_squares_update,
     least_squares_gate,
@@ -101,3 +102,89 @@ def test_bad_update_inputs():
         kmeans_least_squares_update(gate, torch.zeros(5, 3), torch.zeros(5, 3))
     with pytest.raises(ValueError, match="metric must be"):
         GateUpdateConfig(metric="cosine")
+
+
+def test_hungarian_assignment_is_the_least_total_loss_matching():
+    import itertools
+
+    table = torch.tensor([[0.2, 0.9], [0.1, 0.3]])
+    assert greedy_assignment(table).tolist() == [1, 0]  # greedy: 0.1 + 0.9 = 1.0
+    assert hungarian_assignment(table).tolist() == [0, 1]  # optimum: 0.2 + 0.3 = 0.5
+    g = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        t = torch.rand(4, 5, generator=g)
+        out = hungarian_assignment(t)
+        assert len(set(out.tolist())) == 4
+        best = min(sum(float(t[j, e]) for j, e in enumerate(p)) for p in itertools.permutations(range(5), 4))
+        assert sum(float(t[j, e]) for j, e in enumerate(out.tolist())) == pytest.approx(best)
+    # empty clusters (inf rows) still get distinct experts
+    t = torch.tensor([[0.1, 0.2, 0.3], [float("inf")] * 3, [0.3, 0.1, 0.2]])
+    assert sorted(hungarian_assignment(t).tolist()) == [0, 1, 2]
+
+
+def test_hungarian_update_recovers_planted_clusters():
+    contexts, truth, perm, losses = _planted(3)
+    gate = LeastSquaresGate(context_dim=contexts.shape[1], num_experts=3)
+    res = kmeans_least_squares_update(gate, contexts, losses, GateUpdateConfig(assignment="hungarian"),
+                                      torch.Generator().manual_seed(0))
+    assert torch.equal(res.target, perm[truth]) and res.agreement == 1.0
+
+
+def test_standardized_kmeans_ignores_one_high_variance_direction():
+    g = torch.Generator().manual_seed(0)
+    truth = torch.arange(3).repeat_interleave(15)
+    centres = torch.randn(3, 6, generator=g)
+    informative = centres[truth] + 0.05 * torch.randn(45, 6, generator=g)
+    loud = 10.0 * torch.randn(45, 1, generator=g)  # carries no cluster information
+    contexts = torch.cat([informative, loud], 1)
+    losses = torch.ones(45, 3)
+    raw = kmeans_least_squares_update(LeastSquaresGate(7, 3), contexts, losses, GateUpdateConfig(),
+                                      torch.Generator().manual_seed(0))
+    std = kmeans_least_squares_update(LeastSquaresGate(7, 3), contexts, losses, GateUpdateConfig(standardize=True),
+                                      torch.Generator().manual_seed(0))
+    assert adjusted_rand_index(truth, raw.clusters) < 0.5
+    assert adjusted_rand_index(truth, std.clusters) == 1.0
+    # centroids are stored in the raw context space (the next warm start)
+    for j in range(3):
+        assert torch.allclose(std.centroids[j], contexts[std.clusters == j].double().mean(0), atol=1e-9)
+
+
+def test_reassign_moves_environments_to_their_lowest_loss_expert():
+    contexts, truth, perm, losses = _planted(0)
+    # environment 0 sits in cluster 0's context region but expert perm[2] fits it far better
+    losses[0] = 1.0
+    losses[0, perm[2]] = 0.01
+    cfg = GateUpdateConfig(reassign=True)
+    res = kmeans_least_squares_update(LeastSquaresGate(contexts.shape[1], 3), contexts, losses, cfg,
+                                      torch.Generator().manual_seed(0))
+    assert int(res.target[0]) == int(perm[2])
+    assert torch.equal(res.target[1:], perm[truth][1:])
+    # the paper's target keeps it with its cluster
+    plain = kmeans_least_squares_update(LeastSquaresGate(contexts.shape[1], 3), contexts, losses, GateUpdateConfig(),
+                                        torch.Generator().manual_seed(0))
+    assert int(plain.target[0]) == int(perm[0])
+    # identical experts (equal losses, e.g. right after the warm-up): nobody moves
+    same = kmeans_least_squares_update(LeastSquaresGate(contexts.shape[1], 3), contexts, torch.ones(len(truth), 3), cfg,
+                                       torch.Generator().manual_seed(0))
+    assert adjusted_rand_index(truth, same.target) == 1.0
+    with pytest.raises(ValueError, match="reassign_margin"):
+        GateUpdateConfig(reassign_margin=1.5)
+
+
+def test_relocate_moves_a_reassigned_context_into_its_new_cluster():
+    contexts, truth, perm, losses = _planted(0)
+    losses[0] = 1.0
+    losses[0, perm[2]] = 0.01  # environment 0 (true cluster 0) is fitted best by cluster 2's expert
+    ctx = contexts.clone()
+    gate = LeastSquaresGate(contexts.shape[1], 3)
+    cfg = GateUpdateConfig(reassign=True, relocate=True)
+    res = kmeans_least_squares_update(gate, ctx, losses, cfg, torch.Generator().manual_seed(0))
+    assert int(res.target[0]) == int(perm[2]) and int(res.routed[0]) == int(perm[2])
+    assert torch.equal(ctx[1:], contexts[1:])  # nobody else moved
+    # moved by the difference of the two clusters' centroids: its offset within the cluster is kept
+    own = contexts[truth == 0].double().mean(0)
+    new = contexts[truth == 2].double().mean(0)
+    assert torch.allclose((ctx[0] - contexts[0]).double(), new - own, atol=1e-4)
+    # the next (plain) K-means keeps it in its new cluster
+    again = kmeans_least_squares_update(gate, ctx, losses, GateUpdateConfig(), torch.Generator().manual_seed(1))
+    assert int(again.clusters[0]) == int(again.clusters[truth == 2][1])

@@ -36,9 +36,13 @@ __all__ = [
     "GateUpdateResult",
     "kmeans",
     "greedy_assignment",
+    "hungarian_assignment",
     "least_squares_gate",
     "kmeans_least_squares_update",
 ]
+
+
+ASSIGNMENTS = ("global", "sequential", "hungarian")
 
 
 class LeastSquaresGate(Router):
@@ -92,8 +96,24 @@ class GateUpdateConfig:
         kmeans_tol: stop when no centroid moves more than this.
         metric: ``"l2"`` (Euclidean) or ``"l1"`` (mean absolute difference, as in the authors'
             code) for the assignment step.
-        assignment: ``"global"`` (lowest median loss over all cluster-expert pairs first) or
-            ``"sequential"`` (clusters in index order, each taking its best free expert).
+        assignment: ``"global"`` (lowest median loss over all cluster-expert pairs first),
+            ``"sequential"`` (clusters in index order, each taking its best free expert) or
+            ``"hungarian"`` (the one-to-one assignment of least total median loss,
+            ``scipy.optimize.linear_sum_assignment``).
+        standardize: run K-means on contexts scaled to zero mean and unit variance per
+            dimension (the least-squares gate still sees the raw contexts); keeps one
+            high-variance context direction from dominating the clustering.
+        reassign: after the cluster -> expert assignment, move every environment to the expert
+            with the lowest loss on it (its own loss row) when that loss is below
+            ``1 - reassign_margin`` times its cluster expert's, and re-centre the clusters on the
+            experts' new members (the next update's warm start); ``False``: the paper's target
+            (the cluster's expert).
+        reassign_margin: relative improvement needed to move an environment (identical experts,
+            e.g. right after the warm-up, move nobody).
+        relocate: with ``reassign``, also move each reassigned environment's context *in
+            place* by ``centroid(new cluster) - centroid(old cluster)`` (its offset within the
+            cluster, which encodes its parameters, is kept), so that the next K-means puts it
+            in its new expert's cluster instead of undoing the move.
         noise: std of Gaussian noise added to the contexts in the least-squares problem (the
             authors use 1e-4).
         ridge: Tikhonov term of the least-squares fit (keeps it well-posed).
@@ -111,16 +131,22 @@ class GateUpdateConfig:
     noise: float = 1e-4
     ridge: float = 1e-6
     recluster: bool = True
+    standardize: bool = False
+    reassign: bool = False
+    reassign_margin: float = 0.2
+    relocate: bool = False
 
     def __post_init__(self) -> None:
         if self.metric not in ("l2", "l1"):
             raise ValueError(f"metric must be 'l2' or 'l1', got {self.metric!r}.")
-        if self.assignment not in ("global", "sequential"):
-            raise ValueError(f"assignment must be 'global' or 'sequential', got {self.assignment!r}.")
+        if self.assignment not in ASSIGNMENTS:
+            raise ValueError(f"assignment must be one of {ASSIGNMENTS}, got {self.assignment!r}.")
         if not isinstance(self.kmeans_restarts, int) or self.kmeans_restarts < 0:
             raise ValueError(f"kmeans_restarts must be an int >= 0, got {self.kmeans_restarts!r}.")
         if not isinstance(self.kmeans_iters, int) or self.kmeans_iters < 1:
             raise ValueError(f"kmeans_iters must be a positive int, got {self.kmeans_iters!r}.")
+        if not 0 <= self.reassign_margin < 1:
+            raise ValueError(f"reassign_margin must be in [0, 1), got {self.reassign_margin!r}.")
         if self.noise < 0 or self.ridge < 0 or self.kmeans_tol < 0:
             raise ValueError("noise, ridge and kmeans_tol must be >= 0.")
 
@@ -291,6 +317,40 @@ def greedy_assignment(cluster_losses: torch.Tensor, order: str = "global") -> to
     return out
 
 
+def hungarian_assignment(cluster_losses: torch.Tensor) -> torch.Tensor:
+    """The one-to-one cluster -> expert assignment of least total loss (``K <= E``).
+
+    Infinite losses (empty clusters) are replaced by a value above every finite one, so they
+    are assigned last.
+
+    Examples:
+        >>> import torch
+        >>> # greedy takes (1, 0) at 0.1 first and leaves cluster 0 the 0.9; the optimum costs 0.5
+        >>> hungarian_assignment(torch.tensor([[0.2, 0.9], [0.1, 0.3]])).tolist()
+        [0, 1]
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    K, E = cluster_losses.shape
+    if K > E:
+        raise ValueError(f"cannot give {K} clusters distinct experts out of {E}.")
+    losses = torch.nan_to_num(cluster_losses.detach().double(), nan=float("inf"))
+    finite = losses[torch.isfinite(losses)]
+    big = 1.0 + (float(finite.abs().max()) * (K + 1) if finite.numel() else 1.0)
+    table = torch.where(torch.isfinite(losses), losses, torch.full_like(losses, big)).numpy()
+    rows, cols = linear_sum_assignment(table)
+    out = torch.full((K,), -1, dtype=torch.long)
+    out[torch.as_tensor(rows)] = torch.as_tensor(cols, dtype=torch.long)
+    return out
+
+
+def assign_clusters(cluster_losses: torch.Tensor, method: str = "global") -> torch.Tensor:
+    """Cluster -> distinct expert by ``method`` (one of :data:`ASSIGNMENTS`)."""
+    if method == "hungarian":
+        return hungarian_assignment(cluster_losses)
+    return greedy_assignment(cluster_losses, method)
+
+
 def least_squares_gate(
     contexts: torch.Tensor, target: torch.Tensor, num_experts: int, *, noise: float = 0.0, ridge: float = 0.0,
     generator: torch.Generator | None = None,
@@ -342,18 +402,43 @@ def kmeans_least_squares_update(
             f"contexts must be [N, {gate.d_model}] and expert_losses [N, {gate.num_experts}], got "
             f"{tuple(contexts.shape)} and {tuple(expert_losses.shape)}."
         )
-    init = gate.centroids if bool(gate.has_centroids) else None
-    labels, centroids = kmeans(contexts, E, init=init, restarts=cfg.kmeans_restarts if init is None or cfg.recluster else 0,
-                               iters=cfg.kmeans_iters,
-                               tol=cfg.kmeans_tol, metric=cfg.metric, generator=generator)
+    x = contexts.detach().double()
+    mu, sd = (x.mean(0), x.std(0).clamp_min(1e-12)) if cfg.standardize else (torch.zeros(()), torch.ones(()))
+    init = (gate.centroids.double() - mu) / sd if bool(gate.has_centroids) else None
+    labels, centroids = kmeans((x - mu) / sd, E, init=init,
+                               restarts=cfg.kmeans_restarts if init is None or cfg.recluster else 0,
+                               iters=cfg.kmeans_iters, tol=cfg.kmeans_tol, metric=cfg.metric, generator=generator)
+    centroids = centroids * sd + mu
     losses = expert_losses.detach().double()
     inf = torch.full((E,), float("inf"), dtype=losses.dtype)
     table = torch.stack([losses[labels == j].median(0).values if (labels == j).any() else inf for j in range(E)])
-    cluster_expert = greedy_assignment(table, cfg.assignment)
+    cluster_expert = assign_clusters(table, cfg.assignment)
     target = cluster_expert[labels]
+    if cfg.reassign:
+        target = _reassign(losses, target, cfg.reassign_margin)
+        expert_cluster = torch.empty(E, dtype=torch.long)
+        expert_cluster[cluster_expert] = torch.arange(E)
+        new_labels = expert_cluster[target]
+        if cfg.relocate:  # keep each moved context's offset within its cluster
+            contexts.data += (centroids[new_labels] - centroids[labels]).to(contexts.dtype)
+            x = contexts.detach().double()
+        centroids = torch.stack([x[new_labels == j].mean(0) if (new_labels == j).any() else centroids[j]
+                                 for j in range(E)])
     W, b = least_squares_gate(contexts, target, E, noise=cfg.noise, ridge=cfg.ridge, generator=generator)
     gate.set_weights(W.to(gate.weight.dtype), b.to(gate.bias.dtype))
     gate.centroids.copy_(centroids.to(gate.centroids.dtype))
     gate.has_centroids.fill_(True)
     routed = gate.compute_logits(contexts).argmax(-1)
     return GateUpdateResult(labels, centroids, table, cluster_expert, target, routed)
+
+
+def _reassign(losses: torch.Tensor, target: torch.Tensor, margin: float) -> torch.Tensor:
+    """Loss-based reassignment: each environment to its lowest-loss expert if ``margin`` better.
+
+    The lowest loss must be below ``1 - margin`` times the loss of the expert it was given.
+    """
+    finite = torch.nan_to_num(losses, nan=float("inf"))
+    best_loss, best = finite.min(1)
+    current = finite.gather(1, target[:, None]).squeeze(1)
+    move = torch.isfinite(best_loss) & (best_loss < (1.0 - margin) * current)
+    return torch.where(move, best, target)

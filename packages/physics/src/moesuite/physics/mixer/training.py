@@ -27,12 +27,14 @@ from torch.utils.data import DataLoader, Dataset
 
 from moesuite.core.stats import routing_summary
 from moesuite.core.training import MoESystem
+from moesuite.physics.mixer.bisect import bisect_widest_group, split_schedule
 from moesuite.physics.mixer.gate import (
     GateUpdateConfig,
     GateUpdateResult,
     LeastSquaresGate,
     kmeans_least_squares_update,
 )
+from moesuite.physics.mixer.merge import merge_split_pair
 from moesuite.physics.mixer.model import MixERModel
 
 __all__ = ["TrainConfig", "MixERSystem", "TrajectoryBatch", "trajectory_mse", "mixer_step", "make_loader"]
@@ -67,6 +69,19 @@ class TrainConfig:
             field (every environment on expert 0, no gate updates); expert 0 is then copied
             into every expert. Contexts first organise in one coordinate system, which the
             K-means of the gate update then clusters (0 disables it).
+        split_warmup: fraction of the run, right after the tied warm-up, over which the
+            experts are untied one bisection at a time (:mod:`moesuite.physics.mixer.bisect`:
+            the most spread group of contexts is split by 2-means, its second half gets a copy
+            of the parent expert; ``E - 1`` splits evenly spaced, no gate updates meanwhile);
+            the gate then starts from the groups' centroids. 0: all experts untied at once.
+        merge_ratio: if > 1, after a gate update (every ``merge_every``-th, from
+            ``merge_after`` of the run on) the most redundant pair of experts -- each fits the
+            other's environments within this loss ratio, the signature of one family split
+            over two experts -- is merged: one half's contexts are moved onto the other's
+            (:mod:`moesuite.physics.mixer.merge`) and the gate is refitted at once. 0 disables it.
+        merge_every: gate updates between merge checks.
+        merge_after: fraction of the run before which no merge is tried (the experts need to
+            specialise after the warm-up for their losses to tell families apart).
         seed: seeds initialisation, K-means seeding and the least-squares noise.
     """
 
@@ -85,10 +100,14 @@ class TrainConfig:
     curriculum: float = 0.5
     min_horizon: int = 4
     warmup: float = 0.3
+    split_warmup: float = 0.0
+    merge_ratio: float = 0.0
+    merge_every: int = 10
+    merge_after: float = 0.4
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "steps_per_epoch", "gate_every", "gate_ics"):
+        for name in ("epochs", "steps_per_epoch", "gate_every", "gate_ics", "merge_every"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}.")
@@ -107,6 +126,12 @@ class TrainConfig:
             raise ValueError(f"curriculum must be a fraction in [0, 1], got {self.curriculum!r}.")
         if not 0 <= self.warmup < 1:
             raise ValueError(f"warmup must be a fraction in [0, 1), got {self.warmup!r}.")
+        if not 0 <= self.split_warmup < 1 or self.warmup + self.split_warmup >= 1:
+            raise ValueError(f"split_warmup must be a fraction in [0, 1 - warmup), got {self.split_warmup!r}.")
+        if not (self.merge_ratio == 0 or self.merge_ratio > 1):
+            raise ValueError(f"merge_ratio must be 0 (off) or > 1, got {self.merge_ratio!r}.")
+        if not 0 <= self.merge_after < 1:
+            raise ValueError(f"merge_after must be a fraction in [0, 1), got {self.merge_after!r}.")
         if not isinstance(self.min_horizon, int) or self.min_horizon < 2:
             raise ValueError(f"min_horizon must be an int >= 2, got {self.min_horizon!r}.")
         if isinstance(self.gate_update, dict):
@@ -123,6 +148,11 @@ class TrainConfig:
     def warmup_steps(self) -> int:
         """Outer steps of the tied warm-up."""
         return int(round(self.warmup * self.outer_steps))
+
+    @property
+    def split_steps(self) -> int:
+        """Outer steps of the bisection warm-up (after the tied one)."""
+        return int(round(self.split_warmup * self.outer_steps))
 
     def horizon(self, outer_step: int, n_times: int) -> int:
         """Observations trained on at ``outer_step`` (the curriculum), at most ``n_times``."""
@@ -172,13 +202,16 @@ def trajectory_mse(pred: torch.Tensor, true: torch.Tensor, mask: torch.Tensor) -
     return sq / count
 
 
-def mixer_step(model: MixERModel, batch: TrajectoryBatch, tied: bool = False) -> dict[str, torch.Tensor]:
+def mixer_step(model: MixERModel, batch: TrajectoryBatch, tied: bool = False,
+               experts: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Loss of one batch: mean per-environment trajectory MSE (+ a trained router's aux loss).
 
-    ``tied`` sends every environment to expert 0 (the warm-up of a multi-expert model).
+    ``tied`` sends every environment to expert 0 (the warm-up of a multi-expert model);
+    ``experts [G]`` sends each environment to the given expert (the bisection warm-up).
     """
     y0 = batch.y[:, :, 0]
-    experts = torch.zeros(batch.y.shape[0], dtype=torch.long, device=y0.device) if tied else None
+    if tied and experts is None:
+        experts = torch.zeros(batch.y.shape[0], dtype=torch.long, device=y0.device)
     pred, out = model(y0, batch.dt, batch.y.shape[2], batch.mask, experts=experts)
     per_env = trajectory_mse(pred, batch.y, batch.mask)
     mse = per_env.mean()
@@ -218,6 +251,8 @@ class MixERSystem(MoESystem):
     Attributes:
         last_gate_update: the most recent :class:`GateUpdateResult` (MixER only).
         gate_updates: number of gate updates done.
+        groups: ``[N]`` expert of each environment during the bisection warm-up.
+        merges: ``(outer step, kept expert, merged expert)`` of every merge done.
     """
 
     def __init__(self, model: MixERModel, config: TrainConfig):
@@ -227,6 +262,8 @@ class MixERSystem(MoESystem):
         self.generator = torch.Generator().manual_seed(config.seed)
         self.last_gate_update: GateUpdateResult | None = None
         self.gate_updates = 0
+        self.merges: list[tuple[int, int, int]] = []
+        self.groups: torch.Tensor | None = None
         self._inner = 0
         self._outer = 0
 
@@ -250,9 +287,15 @@ class MixERSystem(MoESystem):
         rep = sub.repeat(E)
         losses = trajectory_mse(pred.flatten(0, 1), rep.y, rep.mask).reshape(G, E)
         losses = torch.nan_to_num(losses, nan=float("inf"), posinf=float("inf"))
-        result = kmeans_least_squares_update(model.gate, model.contexts, losses, self.config.gate_update, self.generator)
-        self.last_gate_update = result
+        c = self.config
+        result = kmeans_least_squares_update(model.gate, model.contexts, losses, c.gate_update, self.generator)
         self.gate_updates += 1
+        if c.merge_ratio and self._outer >= c.merge_after * c.outer_steps and self.gate_updates % c.merge_every == 0:
+            pair = merge_split_pair(model.contexts.data, losses, result.routed, c.merge_ratio)
+            if pair is not None:
+                self.merges.append((self._outer, *pair))
+                result = kmeans_least_squares_update(model.gate, model.contexts, losses, c.gate_update, self.generator)
+        self.last_gate_update = result
         return result
 
     def _phase(self, batch: TrajectoryBatch, opt: Any, params: list[torch.nn.Parameter], beta: float, steps: int,
@@ -265,7 +308,7 @@ class MixERSystem(MoESystem):
                 if result is not None:
                     self.log("gate/agreement", result.agreement, on_step=False, on_epoch=True)
             self._inner += 1
-            out = mixer_step(self.model, batch, tied)  # type: ignore[arg-type]
+            out = mixer_step(self.model, batch, tied, self.groups if tied else None)  # type: ignore[arg-type]
             prox = sum(((p - o) ** 2).sum() for p, o in zip(params, old, strict=True))
             loss = out["loss"] + 0.5 * beta * prox
             opt.zero_grad(set_to_none=True)
@@ -286,6 +329,39 @@ class MixERSystem(MoESystem):
                 if isinstance(value, torch.Tensor) and value.shape == p.shape:
                     value.copy_(value[:1].clone().expand_as(value))
 
+    @torch.no_grad()
+    def _copy_expert(self, opt: Any, source: int, target: int) -> None:
+        """Expert ``target`` (and its Adam state) becomes a copy of expert ``source``."""
+        model: MixERModel = self.model  # type: ignore[assignment]
+        model.experts.copy_expert(source, target)
+        inner = getattr(opt, "optimizer", opt)
+        for p in model.experts.parameters():
+            for value in inner.state.get(p, {}).values():
+                if isinstance(value, torch.Tensor) and value.shape == p.shape:
+                    value[target].copy_(value[source])
+
+    @torch.no_grad()
+    def _bisection_warmup(self, opt: Any) -> bool:
+        """Advance the bisection warm-up at the current outer step; ``True`` while it runs."""
+        c, model = self.config, self.model
+        start, end = c.warmup_steps, c.warmup_steps + c.split_steps
+        if not c.split_steps or not start <= self._outer <= end or model.num_experts < 2:
+            return False
+        if self._outer == end:  # hand over to the gate, warm-started from the groups' centroids
+            x = model.contexts.detach()
+            model.gate.centroids.copy_(torch.stack([x[self.groups == g].mean(0) for g in range(model.num_experts)]))
+            model.gate.has_centroids.fill_(True)
+            self.groups = None
+            return False
+        if self.groups is None:
+            self.groups = torch.zeros(model.contexts.shape[0], dtype=torch.long)
+        schedule = split_schedule(start, c.split_steps, model.num_experts - 1)
+        for _ in range(schedule.count(self._outer)):
+            new = int(self.groups.max()) + 1
+            parent, self.groups = bisect_widest_group(model.contexts, self.groups, new, self.generator)
+            self._copy_expert(opt, parent, new)
+        return True
+
     def training_step(self, batch: TrajectoryBatch, batch_idx: int) -> torch.Tensor:
         opt_model, opt_ctx = self.optimizers()
         model: MixERModel = self.model  # type: ignore[assignment]
@@ -297,6 +373,8 @@ class MixERSystem(MoESystem):
         tied = multi and self._outer < self.config.warmup_steps
         if multi and self.config.warmup_steps and self._outer == self.config.warmup_steps:
             self._untie(opt_model)
+        if multi and isinstance(model.gate, LeastSquaresGate) and self._bisection_warmup(opt_model):
+            tied = True  # routed by the groups, no gate updates
         self._outer += 1
         out = {}
         if n_ctx:

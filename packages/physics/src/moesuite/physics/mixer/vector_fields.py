@@ -135,6 +135,12 @@ class ContextVectorFields(nn.Module):
         for p in self.parameters():
             p.copy_(p[source : source + 1].clone().expand_as(p))
 
+    @torch.no_grad()
+    def copy_expert(self, source: int, target: int) -> None:
+        """Copy expert ``source``'s weights into expert ``target`` (in place)."""
+        for p in self.parameters():
+            p[target].copy_(p[source])
+
     def extra_repr(self) -> str:
         return (f"num_experts={self.num_experts}, state_dim={self.state_dim}, context_dim={self.context_dim}, "
                 f"hidden={self.hidden}, depth={self.depth}, activation={self.activation_name!r}")
