@@ -48,7 +48,7 @@ def main() -> None:
     except _WarmupDone:
         pass
     x, family, K = saved["contexts"], np.asarray(dataset.train.family), len(dataset.families)
-    g = torch.Generator().manual_seed(args.seed)
+    g = torch.Generator().manual_seed(0)
 
     def km(z: torch.Tensor, metric: str = "l2") -> float:  # mean over 3 draws of 20 seedings each
         return round(float(np.mean([adjusted_rand_index(family, kmeans(z, K, restarts=20, metric=metric, generator=g)[0])

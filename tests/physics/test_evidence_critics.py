@@ -67,3 +67,46 @@ def test_critic_learns_which_expert_is_reliable_and_corrects_bias():
 def test_loss_is_finite_for_any_output():
     out = CriticOutput(torch.rand(4, 3, 2), torch.full((4, 3, 2), 1 / 3), torch.full((4, 2), 3.0), torch.zeros(4, 3, 2))
     assert torch.isfinite(critic_loss(out, torch.randn(4, 3, 2), torch.randn(4, 2)))
+
+
+def test_ranking_scores_separate_within_signal_ranking_from_pooled_correlation():
+    import numpy as np
+
+    from moesuite.physics.evidence.metrics import ranking_scores, within_spearman
+
+    rng = np.random.default_rng(0)
+    scale = rng.lognormal(0.0, 2.0, size=(500, 1))  # signal-to-signal error scale dominates
+    err = scale * rng.uniform(0.5, 1.5, size=(500, 3))
+    perfect = np.exp(-err / err.sum(1, keepdims=True) * 10)
+    perfect /= perfect.sum(1, keepdims=True)  # ranks the experts right in every signal
+    r = ranking_scores(perfect, err)
+    assert r["within"] == 1.0 and r["top1"] == 1.0 and r["relative"] > 0.95
+    assert abs(r["pooled"]) < 0.3  # the pooled figure hides it
+    uniform_noise = rng.dirichlet(np.ones(3), size=500)
+    r0 = ranking_scores(uniform_noise, err)
+    assert abs(r0["within"]) < 0.15 and abs(r0["top1"] - 1 / 3) < 0.07
+    assert within_spearman(-err, err) == -1.0
+    assert np.isnan(within_spearman(np.ones((4, 3)), err[:4]))
+
+
+def test_softmin_critic_target_rewards_ranking_every_expert():
+    import torch
+
+    from moesuite.physics.evidence.critics import CriticOutput, critic_loss
+
+    y = torch.zeros(1, 1)
+    pred = torch.tensor([[[0.1], [0.2], [0.4]]])  # errors 0.1 < 0.2 < 0.4
+
+    def out(evidence):
+        e = torch.tensor(evidence).reshape(1, 3, 1)
+        a = e + 1
+        return CriticOutput(e, a / a.sum(1, keepdim=True), a.sum(1), torch.zeros(1, 3, 1))
+
+    ranked, swapped = out([6.0, 3.0, 0.5]), out([6.0, 0.5, 3.0])  # same top expert, 2nd/3rd swapped
+    # the one-hot target only sees the closest expert: both orders cost the same ...
+    assert float(critic_loss(ranked, pred, y, kl_weight=0.0)) == pytest.approx(float(critic_loss(swapped, pred, y, kl_weight=0.0)))
+    # ... the graded target prefers the full ranking
+    soft = lambda o: critic_loss(o, pred, y, kl_weight=0.0, target="softmin")  # noqa: E731
+    assert soft(ranked) < soft(swapped)
+    with pytest.raises(ValueError, match="target must be one of"):
+        critic_loss(ranked, pred, y, target="argmax")

@@ -38,6 +38,7 @@ from moesuite.physics.evidence.baselines import (
     dense_width_for,
     moe_width_for,
 )
+from moesuite.physics.evidence.critics import CRITIC_TARGETS
 from moesuite.physics.evidence.data import (
     KNOWN_OPTICS,
     TargetScaler,
@@ -47,7 +48,7 @@ from moesuite.physics.evidence.data import (
     to_batch,
 )
 from moesuite.physics.evidence.lsq import lsq_fit
-from moesuite.physics.evidence.metrics import score, spearman
+from moesuite.physics.evidence.metrics import ranking_scores, score, spearman
 from moesuite.physics.evidence.model import EvidenceMoE
 from moesuite.physics.evidence.nig import NIG, student_t_interval
 from moesuite.physics.evidence.plots import (
@@ -90,6 +91,9 @@ class TrainConfig:
             properties, refractive index and IRF width of each signal (measured separately in
             practice); ``False`` (the default) leaves them as unknown nuisances.
         expert_inputs: EvidenceMoE's ``"full"`` (default) or ``"window"`` expert inputs.
+        critic_target: the critics' training target, ``"argmin"`` (one-hot on the closest
+            expert, default) or ``"softmin"`` (graded by relative error; see
+            :func:`~moesuite.physics.evidence.critics.critic_loss`).
     """
 
     n_train: int = 6000
@@ -104,6 +108,7 @@ class TrainConfig:
     lsq_max_signals: int = 300
     known_optics: bool = False
     expert_inputs: str = "full"
+    critic_target: str = "argmin"
 
     @property
     def known(self) -> tuple[str, ...]:
@@ -117,6 +122,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a positive int, got {v!r}.")
         if self.expert_inputs not in ("full", "window"):
             raise ValueError(f"expert_inputs must be 'full' or 'window', got {self.expert_inputs!r}.")
+        if self.critic_target not in CRITIC_TARGETS:
+            raise ValueError(f"critic_target must be one of {CRITIC_TARGETS}, got {self.critic_target!r}.")
         if not self.lr > 0 or not self.physics_weight >= 0:
             raise ValueError(f"lr must be > 0 and physics_weight >= 0, got {self.lr!r}, {self.physics_weight!r}.")
 
@@ -143,7 +150,8 @@ def build_model(model: str, d_in: int, config: SimulationConfig, tc: TrainConfig
         raise ValueError("evidence-lsq is a per-signal fit, not a network; use fit_and_predict/lsq_fit.")
     scaler = TargetScaler.from_config(config)
     moe = EvidenceMoE(d_in, config.to_dict(), scaler.low, scaler.high, d_hidden=tc.d_hidden,
-                      physics_weight=tc.physics_weight, expert_inputs=tc.expert_inputs)
+                      physics_weight=tc.physics_weight, expert_inputs=tc.expert_inputs,
+                      critic_target=tc.critic_target)
     if model == "evidence":
         return moe
     budget = sum(p.numel() for p in moe.parameters())
@@ -238,7 +246,11 @@ def metrics_of(pred: Prediction, ds: FLiDARDataset) -> dict[str, Any]:
         err = np.abs(pred.extras["expert_mean"] - y[:, None, :])
         for j, name in enumerate(("depth", "tau")):
             # reliability should be high where the expert's error is low
-            m[f"critic_spearman_{name}"] = spearman(pred.extras["reliability"][:, :, j], -err[:, :, j])
+            ranks = ranking_scores(pred.extras["reliability"][:, :, j], err[:, :, j])
+            m[f"critic_spearman_{name}"] = ranks["pooled"]
+            m[f"critic_spearman_within_{name}"] = ranks["within"]
+            m[f"critic_spearman_relative_{name}"] = ranks["relative"]
+            m[f"critic_top1_{name}"] = ranks["top1"]
             total_err = np.abs(pred.mean[:, j] - y[:, j])
             m[f"uncertainty_spearman_{name}"] = spearman(pred.extras["epistemic"][:, j], total_err)
         m["expert_weight_mean"] = pred.extras["weights"].mean(0).tolist()

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["CriticOutput", "DirichletCritic", "dirichlet_risk", "dirichlet_kl_uniform", "critic_loss"]
+__all__ = ["CRITIC_TARGETS", "CriticOutput", "DirichletCritic", "dirichlet_risk", "dirichlet_kl_uniform", "critic_loss"]
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,11 @@ def dirichlet_kl_uniform(alpha: torch.Tensor, dim: int = 1) -> torch.Tensor:
             + ((alpha - 1) * (torch.digamma(alpha) - torch.digamma(S.unsqueeze(dim)))).sum(dim))
 
 
-def critic_loss(critic: CriticOutput, expert_pred: torch.Tensor, y: torch.Tensor, kl_weight: float = 0.05) -> torch.Tensor:
+CRITIC_TARGETS = ("argmin", "softmin")
+
+
+def critic_loss(critic: CriticOutput, expert_pred: torch.Tensor, y: torch.Tensor, kl_weight: float = 0.05,
+                target: str = "argmin", temperature: float = 0.5) -> torch.Tensor:
     """Dirichlet risk + KL on wrong experts' evidence + residual MSE (scalar).
 
     Args:
@@ -94,12 +98,24 @@ def critic_loss(critic: CriticOutput, expert_pred: torch.Tensor, y: torch.Tensor
         expert_pred: ``[B, E, T]`` detached expert predictions.
         y: ``[B, T]`` truth.
         kl_weight: weight of the KL term.
+        target: ``"argmin"``: one-hot on the expert closest to the truth (Sensoy et al.);
+            ``"softmin"``: ``softmax(-err / (temperature * mean_e err))`` over experts, a graded
+            target that ranks every expert by its relative error in this signal (the risk term
+            is the Dirichlet expected squared error to that distribution; the KL term still
+            removes the closest expert's evidence).
+        temperature: of the softmin, relative to the signal's mean expert error.
     """
+    if target not in CRITIC_TARGETS:
+        raise ValueError(f"target must be one of {CRITIC_TARGETS}, got {target!r}.")
     err = (expert_pred - y[:, None, :]).abs()
-    target = F.one_hot(err.argmin(1), expert_pred.shape[1]).transpose(1, 2).to(y.dtype)  # [B, E, T]
+    onehot = F.one_hot(err.argmin(1), expert_pred.shape[1]).transpose(1, 2).to(y.dtype)  # [B, E, T]
+    goal = onehot
+    if target == "softmin":
+        rel = err / (temperature * err.mean(1, keepdim=True) + 1e-12)
+        goal = torch.softmax(-rel, dim=1)
     alpha = critic.evidence + 1
-    alpha_wrong = target + (1 - target) * alpha  # remove the evidence of the right expert
-    risk = dirichlet_risk(target, alpha).mean()
+    alpha_wrong = onehot + (1 - onehot) * alpha  # remove the evidence of the right expert
+    risk = dirichlet_risk(goal, alpha).mean()
     kl = dirichlet_kl_uniform(alpha_wrong).mean()
     resid = ((expert_pred + critic.residual - y[:, None, :]) ** 2).mean()
     return risk + kl_weight * kl + resid

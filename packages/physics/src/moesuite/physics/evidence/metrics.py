@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["nrmse", "coverage", "spearman", "score", "binned_nrmse"]
+__all__ = ["nrmse", "coverage", "spearman", "within_spearman", "ranking_scores", "score", "binned_nrmse"]
 
 
 def nrmse(y: np.ndarray, pred: np.ndarray, norm: str = "range") -> float:
@@ -42,6 +42,47 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     if a.std() == 0 or b.std() == 0:
         return float("nan")
     return float(stats.spearmanr(a, b).statistic)
+
+
+def within_spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean over rows of the Spearman correlation *across columns* of ``a[N, E]`` and ``b[N, E]``.
+
+    Rows where either side is constant are skipped (``nan`` if all are). With ``E = 3`` experts
+    each row's value is one of -1, -0.5, 0.5, 1.
+
+    Examples:
+        >>> within_spearman(np.array([[0.1, 0.2, 0.7], [0.5, 0.3, 0.2]]), np.array([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]]))
+        1.0
+    """
+    from scipy import stats
+
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    ok = (a.std(1) > 0) & (b.std(1) > 0)
+    if not ok.any():
+        return float("nan")
+    ra, rb = stats.rankdata(a[ok], axis=1), stats.rankdata(b[ok], axis=1)
+    ra, rb = ra - ra.mean(1, keepdims=True), rb - rb.mean(1, keepdims=True)
+    rho = (ra * rb).sum(1) / np.sqrt((ra**2).sum(1) * (rb**2).sum(1))
+    return float(rho.mean())
+
+
+def ranking_scores(reliability: np.ndarray, err: np.ndarray) -> dict[str, float]:
+    """How well per-expert reliabilities ``[N, E]`` rank the experts' errors ``[N, E]``.
+
+    ``pooled``: Spearman over all (signal, expert) pairs of reliability vs ``-err`` (dominated by
+    signal-to-signal differences of the error, which reliabilities summing to 1 per signal
+    cannot follow); ``within``: the mean within-signal Spearman across experts
+    (:func:`within_spearman`); ``relative``: pooled Spearman vs ``-err / sum_e err`` (each
+    expert's share of the signal's error); ``top1``: fraction of signals whose most reliable
+    expert is the most accurate one (chance ``1/E``).
+    """
+    rel = err / np.maximum(err.sum(1, keepdims=True), 1e-300)
+    return {
+        "pooled": spearman(reliability, -err),
+        "within": within_spearman(reliability, -err),
+        "relative": spearman(reliability, -rel),
+        "top1": float(np.mean(reliability.argmax(1) == err.argmin(1))),
+    }
 
 
 def score(y: np.ndarray, mean: np.ndarray, lower: np.ndarray, upper: np.ndarray,

@@ -22,7 +22,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from moesuite.physics.evidence.critics import CriticOutput, DirichletCritic, critic_loss
+from moesuite.physics.evidence.critics import (
+    CRITIC_TARGETS,
+    CriticOutput,
+    DirichletCritic,
+    critic_loss,
+)
 from moesuite.physics.evidence.experts import WINDOWS, ExpertBank, physics_window_loss, window_masks
 from moesuite.physics.evidence.nig import NIG, evidential_loss, nig_from_raw
 from moesuite.physics.flidar import SimulationConfig
@@ -70,8 +75,11 @@ class EvidenceMoE(nn.Module):
     def __init__(self, d_in: int, sim_config: dict[str, Any], scale_low: tuple[float, float],
                  scale_high: tuple[float, float], d_hidden: int = 128, d_feat: int = 8, d_critic: int = 64,
                  physics_weight: float = 0.05, evidence_coeff: float = 0.01, physics_subsample: int | None = 64,
-                 expert_inputs: str = "full"):
+                 expert_inputs: str = "full", critic_target: str = "argmin"):
         super().__init__()
+        if critic_target not in CRITIC_TARGETS:
+            raise ValueError(f"critic_target must be one of {CRITIC_TARGETS}, got {critic_target!r}.")
+        self.critic_target = critic_target
         self.d_in, self.d_hidden, self.d_feat, self.d_critic = d_in, d_hidden, d_feat, d_critic
         self.sim_config = dict(sim_config)
         self.scale_low, self.scale_high = tuple(scale_low), tuple(scale_high)
@@ -99,7 +107,7 @@ class EvidenceMoE(nn.Module):
                 "scale_high": self.scale_high, "d_hidden": self.d_hidden, "d_feat": self.d_feat,
                 "d_critic": self.d_critic, "physics_weight": self.physics_weight,
                 "evidence_coeff": self.evidence_coeff, "physics_subsample": self.physics_subsample,
-                "expert_inputs": self.expert_inputs}
+                "expert_inputs": self.expert_inputs, "critic_target": self.critic_target}
 
     def forward(self, x: torch.Tensor) -> EvidenceOutput:
         """``x[B, d_in] -> EvidenceOutput``."""
@@ -128,7 +136,7 @@ class EvidenceMoE(nn.Module):
         y_e = y[:, None, :].expand(-1, E, -1)
         expert_loss = evidential_loss(y_e, out.experts, self.evidence_coeff)
         final_loss = evidential_loss(y, out.nig, self.evidence_coeff)
-        crit = critic_loss(out.critic, out.experts.gamma.detach(), y)
+        crit = critic_loss(out.critic, out.experts.gamma.detach(), y, target=self.critic_target)
         result = {"expert_nig": expert_loss, "final_nig": final_loss, "critic": crit}
         loss = expert_loss + final_loss + crit
         if self.physics_weight > 0:
