@@ -55,12 +55,22 @@ def test_unknown_model_and_option_are_rejected():
         create_model("dlinear", n_channels=1, lookback=10, horizon=5, d_model=8)
 
 
+def _perturb(model):
+    """Move every weight off its initialisation: zero-initialised forecast heads (with RevIN's
+    detached statistics) would make the output independent of every input at first."""
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return model
+
+
 @pytest.mark.parametrize("name", ["mohets", "patchtst", "dlinear", "mohets-nocov"])
 def test_each_window_depends_only_on_its_own_inputs(name):
     """Samples in a batch do not see each other (e.g. no batch-level routing) and gradients of
     a sample's forecast reach only that sample's lookback."""
     torch.manual_seed(0)
     model = _tiny(name).eval()
+    _perturb(model)
     x, zp, zf = _inputs(B=3)
     x.requires_grad_(True)
     y = model(x, zp, zf)
@@ -72,13 +82,13 @@ def test_each_window_depends_only_on_its_own_inputs(name):
 def test_future_covariates_matter_only_when_known():
     torch.manual_seed(0)
     x, zp, zf = _inputs()
-    known = _tiny("mohets").eval()
+    known = _perturb(_tiny("mohets").eval())
     assert not torch.allclose(known(x, zp, zf), known(x, zp, zf + 1.0))
-    past_only = create_model("mohets", n_channels=C, lookback=L, horizon=H, n_covariates=CZ, n_known=0,
-                             d_model=16, d_ff=16, n_heads=2).eval()
+    past_only = _perturb(create_model("mohets", n_channels=C, lookback=L, horizon=H, n_covariates=CZ, n_known=0,
+                                      d_model=16, d_ff=16, n_heads=2).eval())
     assert torch.allclose(past_only(x, zp, zf), past_only(x, zp, zf + 1.0))
     assert not torch.allclose(past_only(x, zp, zf), past_only(x, zp + 1.0, zf))
-    no_cov = _tiny("mohets-nocov").eval()
+    no_cov = _perturb(_tiny("mohets-nocov").eval())
     assert torch.allclose(no_cov(x, zp, zf), no_cov(x, zp + 1.0, zf + 1.0))
 
 
@@ -91,7 +101,7 @@ def _head_params(model):
                                               ("query", False)])
 def test_conv_decoder_parameters_do_not_depend_on_the_horizon(decoder, skip):
     sizes = {h: create_model("mohets", n_channels=7, lookback=336, horizon=h, d_model=16, decoder=decoder,
-                             lookback_skip=skip)
+                             lookback_skip=skip, skip_experts=1, head_scale=1.0)
              for h in (96, 192, 336, 720)}
     assert len({_head_params(m) for m in sizes.values()}) == 1
     assert len({sum(p.numel() for p in m.parameters()) for m in sizes.values()}) == 1
@@ -212,14 +222,29 @@ def test_fourier_basis_head_is_linear_in_its_input_and_learns_a_periodic_forecas
 def test_lookback_skip_adds_a_linear_forecast_of_the_lookback():
     torch.manual_seed(0)
     x, zp, zf = _inputs()
-    plain = _tiny("mohets", lookback_skip=False).eval()
-    skip = _tiny("mohets", lookback_skip=True).eval()
+    plain = _tiny("mohets", lookback_skip=False, head_scale=1.0).eval()
+    skip = _tiny("mohets", lookback_skip=True, skip_experts=1, head_scale=1.0).eval()
     skip.load_state_dict(plain.state_dict(), strict=False)
     assert torch.allclose(plain(x, zp, zf), skip(x, zp, zf))  # zero-initialised skip
     with torch.no_grad():
         skip.skip.coef.weight.normal_()
     assert not torch.allclose(plain(x, zp, zf), skip(x, zp, zf))
     assert skip(x, horizon=3 * H).shape == (4, 3 * H, C)
+
+
+def test_default_mohets_forecasts_with_gated_lookback_experts_of_fixed_size():
+    sizes = {h: create_model("mohets", n_channels=7, lookback=336, horizon=h, n_covariates=4, n_known=4, d_model=16)
+             for h in (96, 720)}
+    m = sizes[96]
+    assert m.head is None and m.skip.n_experts == 4 and m.any_horizon
+    total = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    patchtst = create_model("patchtst", n_channels=7, lookback=336, horizon=720, d_model=16)
+    assert total(sizes[96]) == total(sizes[720]) <= total(patchtst)
+    assert m.eval()(torch.randn(2, 336, 7), horizon=500).shape == (2, 500, 7)
+    with pytest.raises(ValueError, match="head_scale=0"):
+        _tiny("mohets", skip_experts=1)
+    with pytest.raises(ValueError, match="head_scale=0"):
+        _tiny("mohets", lookback_skip=False)
 
 
 def test_skip_experts_are_mixed_by_a_gate_on_the_encoder_tokens():

@@ -88,8 +88,9 @@ register_model("naive", NaiveForecaster, "repeat the last value")
 register_model("seasonal-naive", SeasonalNaiveForecaster, "repeat the last season (period 24)")
 register_model("dlinear", DLinear, "DLinear: decomposition + two linear maps")
 register_model("patchtst", MoHETS, "PatchTST: same encoder, dense FFN, flatten head, no covariates",
-               ffn="dense", head="flatten", covariates=False)
+               ffn="dense", head="flatten", covariates=False, lookback_skip=False, head_scale=1.0)
 register_model("mohets", MoHETS, "MoHETS: MoHE layers (conv shared + Fourier routed), covariates, conv decoder")
 register_model("mohets-nocov", MoHETS, "MoHETS without covariates", covariates=False)
 register_model("mohets-mlp", MoHETS, "MoHETS with homogeneous MLP experts", expert="mlp")
-register_model("mohets-flatten", MoHETS, "MoHETS with PatchTST's flatten head", head="flatten")
+register_model("mohets-flatten", MoHETS, "MoHETS with PatchTST's flatten head (no lookback experts)", head="flatten",
+               lookback_skip=False, head_scale=1.0)

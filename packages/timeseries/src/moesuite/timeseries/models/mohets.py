@@ -95,7 +95,9 @@ class MoHETS(Forecaster):
             softmax gate on the mean of the encoder's output tokens (a mixture of linear experts
             routed by the MoHE encoder; 1: a single linear skip).
         head_scale: fixed factor on the head's forecast (with Adam, a smaller effective step
-            for the Transformer path than for the lookback skip; 1: plain sum).
+            for the Transformer path than for the lookback skip; 1: plain sum). ``0`` builds no
+            token head at all: the forecast is the gated mixture of lookback experts, and the
+            encoder's only job is the gate (needs ``lookback_skip`` and ``skip_experts > 1``).
         decoder_latent: latent tokens of the ``latent`` decoder.
         decoder_context: tokens the rollout kernel spans (default: all ``N``).
         decoder_layers: convolution blocks of the ``query`` decoder.
@@ -139,7 +141,7 @@ class MoHETS(Forecaster):
         covariates: bool = True,
         revin: bool = True,
         revin_affine: bool = True,
-        decoder: str = "latent",
+        decoder: str = "fourier",
         decoder_latent: int = 32,
         decoder_context: int | None = None,
         decoder_layers: int = 2,
@@ -147,9 +149,9 @@ class MoHETS(Forecaster):
         decoder_frequencies: int = 96,
         decoder_period: float = 384.0,
         head_dropout: float | None = None,
-        lookback_skip: bool = False,
-        skip_experts: int = 1,
-        head_scale: float = 1.0,
+        lookback_skip: bool = True,
+        skip_experts: int = 4,
+        head_scale: float = 0.0,
         dropout: float = 0.1,
         lb_weight: float = 1e-2,
         z_weight: float = 1e-3,
@@ -169,7 +171,7 @@ class MoHETS(Forecaster):
         self.patch_len, self.stride = patch_len, stride
         self.n_patches = num_patches(lookback, patch_len, stride)
         self.uses_covariates = covariates and n_covariates > 0
-        self.any_horizon = head == "conv"
+        self.any_horizon = head == "conv" or head_scale == 0
         self.revin = RevIN(n_channels, affine=revin_affine) if revin else None
         self.embed = PatchEmbedding(patch_len, d_model, self.n_patches)
         if self.uses_covariates:
@@ -191,8 +193,14 @@ class MoHETS(Forecaster):
             for _ in range(n_layers)
         )
         self.norm = nn.LayerNorm(d_model)
-        if head == "conv":
-            self.head: nn.Module = ConvPatchDecoder(
+        if head_scale == 0 and not (lookback_skip and skip_experts > 1):
+            raise ValueError("head_scale=0 leaves only the lookback skip: it needs lookback_skip=True and "
+                             "skip_experts > 1 (otherwise the encoder would not be used).")
+        self.head: nn.Module | None
+        if head_scale == 0:
+            self.head = None
+        elif head == "conv":
+            self.head = ConvPatchDecoder(
                 d_model, patch_len, self.n_patches, mode=decoder, context=decoder_context, n_layers=decoder_layers,
                 kernel_size=decoder_kernel, n_heads=n_heads, dropout=dropout, latent_tokens=decoder_latent,
                 n_frequencies=decoder_frequencies, period=decoder_period,
@@ -248,9 +256,9 @@ class MoHETS(Forecaster):
         for block in self.blocks:
             h = block(h, memory)
         h = self.norm(h)
-        y = self.head(h, H)
-        if self.head_scale != 1.0:
-            y = self.head_scale * y
+        y = 0.0
+        if self.head is not None:
+            y = self.head_scale * self.head(h, H)
         if self.skip is not None:
             gate = self.skip_gate(h.mean(1)).softmax(-1) if self.skip_gate is not None else None
             y = y + self.skip(x.transpose(1, 2).reshape(B * C, L), H, gate)
