@@ -25,9 +25,13 @@ every open choice a constructor argument:
    ``"rollout"`` rolls a token-axis convolution forward one future patch at a time;
    ``"query"`` uses attention queries and a conv stack) or
    PatchTST's flatten head (``head="flatten"``, ``N * d_model * H`` weights).
-6. Optional lookback skip (``lookback_skip``): a horizon-free linear map of each channel's
-   normalised lookback onto the same kind of Fourier basis, added to the head's forecast (a
-   linear forecaster in parallel with the Transformer, as DLinear/RLinear are on their own).
+6. Lookback experts (``lookback_skip``, default on): ``skip_experts`` horizon-free linear maps
+   of each channel's normalised lookback onto the same Fourier basis, mixed by a softmax gate on
+   the mean encoder token, added to the head's forecast (``head_scale`` times it). The default
+   ``head_scale=0`` builds no token head: the encoder only gates the linear experts, the best
+   configuration using the encoder that we measured on ETTh1 (see the package README; adding
+   the tokens to the forecast directly overfitted there, while on the built-in generator the
+   token decoder is better).
 
 Routing statistics and router losses come from the core (``RoutingRecorder``,
 ``MoEAuxLossCallback``); the model returns only the forecast.
