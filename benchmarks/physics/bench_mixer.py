@@ -53,6 +53,7 @@ def main() -> None:
     parser.add_argument("--assignment", default=None, help="GateUpdateConfig.assignment (global, sequential, hungarian)")
     parser.add_argument("--standardize", action="store_true", help="GateUpdateConfig.standardize")
     parser.add_argument("--reassign", action="store_true", help="GateUpdateConfig.reassign")
+    parser.add_argument("--reassign-margin", type=float, default=None, help="GateUpdateConfig.reassign_margin")
     parser.add_argument("--relocate", action="store_true", help="GateUpdateConfig.relocate (with --reassign)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--tag", default="", help="free text stored with each result")
@@ -68,7 +69,8 @@ def main() -> None:
             for model in args.models.split(","):
                 overrides = {k: v for k, v in (("warmup", args.warmup), ("split_warmup", args.split_warmup),
                                                ("merge_ratio", args.merge_ratio)) if v is not None}
-                gate = {k: v for k, v in (("assignment", args.assignment),) if v is not None}
+                gate = {k: v for k, v in (("assignment", args.assignment), ("reassign_margin", args.reassign_margin))
+                        if v is not None}
                 for flag in ("standardize", "reassign", "relocate"):
                     if getattr(args, flag):
                         gate[flag] = True
