@@ -65,16 +65,21 @@ def write_report(path: Path, out_dir: Path) -> None:
 
 
 def write_throughput_report(path: Path) -> None:
-    """Paired throughput table (``bench_throughput.py``): inst/s and ratio to ARF per stream."""
+    """Paired throughput tables (``bench_throughput.py``), one per ``--n``: inst/s and ratio to ARF."""
     if not path.is_file():
         return
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    for n in sorted({r["n"] for r in rows}):
+        _throughput_table([r for r in rows if r["n"] == n])
+
+
+def _throughput_table(rows: list[dict]) -> None:
     table: dict[str, dict[str, dict]] = defaultdict(dict)
     for r in rows:
-        table[r["stream"]][r["model"]] = r
+        table[r["stream"]][r["model"]] = r  # the newest row of a (stream, model) pair wins
     models = [m for m in ORDER if any(m in t for t in table.values())]
-    n = rows[0]["n"] if rows else 0
-    print(f"\n#### Paired throughput (first {n:,} instances, models interleaved every {rows[0]['chunk']} instances)\n")
+    print(f"\n#### Paired throughput (first {rows[0]['n']:,} instances, models interleaved every "
+          f"{rows[0]['chunk']} instances)\n")
     print("| stream | " + " | ".join(f"{m} inst/s (x ARF)" for m in models) + " |")
     print("|---|" + "---|" * len(models))
     ratios: dict[str, list[float]] = defaultdict(list)
