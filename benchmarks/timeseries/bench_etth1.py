@@ -41,6 +41,17 @@ def write_tables(jsonl: Path, out_dir: Path) -> str:
     return text
 
 
+def parse_option(text: str) -> tuple[str, object]:
+    """``"key=value"`` -> ``(key, value)``, the value read as JSON when it parses (else a string)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise SystemExit(f"error: --option expects KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, default=DATA)
@@ -57,6 +68,9 @@ def main() -> None:
     p.add_argument("--n-layers", type=int, default=2)
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1 avoids oversubscription)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="MoHETS constructor override for an ablation, e.g. --option skip_shared=true "
+                        "(JSON values; recorded in each row's budget)")
     p.add_argument("--results", type=Path, default=HERE / "results")
     p.add_argument("--runs", type=Path, default=Path("runs/bench/timeseries"))
     p.add_argument("--table-only", action="store_true")
@@ -80,6 +94,10 @@ def main() -> None:
     # transformer sizes go to the models that take them (compare_models rejects unused options)
     transformer = any(model_spec(m).cls is MoHETS for m in args.models)
     options = {"d_model": args.d_model, "d_ff": args.d_ff, "n_layers": args.n_layers} if transformer else {}
+    overrides = dict(parse_option(o) for o in args.option)
+    if overrides and not transformer:
+        p.error("--option needs a MoHETS-family model in --models")
+    options.update(overrides)
     for L in args.lookbacks:
         base = TrainConfig(
             data=str(args.data), lookback=L, epochs=args.epochs, patience=args.patience,
@@ -88,6 +106,7 @@ def main() -> None:
         )
         budget = {k: getattr(args, k) for k in ("epochs", "patience", "limit_train_batches", "batch_size", "lr",
                                                   "d_model", "d_ff", "n_layers", "threads", "seed")}
+        budget["options"] = overrides
 
         def log(row: dict, budget: dict = budget) -> None:
             row.update({"budget": budget, "bench_started": stamp})

@@ -6,6 +6,7 @@ import torch
 from moesuite.core.experts import ExpertList, GroupedExperts
 from moesuite.core.layer import MoELayer
 from moesuite.core.recorder import RoutingRecorder
+from moesuite.core.routers.base import Router
 from moesuite.timeseries.models import (
     BasisHead,
     ConvPatchDecoder,
@@ -256,7 +257,7 @@ def test_skip_experts_are_mixed_by_a_gate_on_the_encoder_tokens():
         model.skip.coef.weight.normal_()
     y = model(x, zp, zf)
     with torch.no_grad():
-        model.skip_gate.bias.add_(torch.tensor([5.0, 0.0, -5.0]))  # shift the gate towards expert 0
+        model.skip_gate.weight.mul_(50.0)  # a sharper gate from the core router
     assert not torch.allclose(y, model(x, zp, zf))
     head = BasisHead(8, n_frequencies=2, period=10.0, n_experts=2)
     with torch.no_grad():
@@ -267,3 +268,13 @@ def test_skip_experts_are_mixed_by_a_gate_on_the_encoder_tokens():
     assert torch.allclose(head(a, 7, half), 0.5 * (head(a, 7, one_hot) + head(a, 7, one_hot.flip(1))), atol=1e-5)
     with pytest.raises(ValueError, match="gate"):
         head(a, 7)
+
+
+def test_lookback_experts_are_gated_by_a_core_router_with_any_top_k():
+    torch.manual_seed(0)
+    model = _tiny("mohets", skip_experts=4, skip_top_k=1).eval()
+    assert isinstance(model.skip_gate, Router) and isinstance(_tiny("mohets").skip_gate, Router)
+    x, zp, zf = _inputs()
+    h = torch.randn(6, model.skip_gate.d_model)
+    assert (model.skip_gate(h).plan.to_dense() > 0).sum(1).tolist() == [1] * 6
+    assert model(x, zp, zf).shape == (x.shape[0], model.horizon, x.shape[2])
