@@ -6,7 +6,7 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-ORDER = ["driftmoe-data", "driftmoe-task", "ht", "hat", "arf", "srp", "lb"]
+ORDER = ["driftmoe-data", "driftmoe-data-fast", "driftmoe-task", "ht", "hat", "arf", "srp", "lb"]
 
 
 def load(path: Path) -> list[dict]:

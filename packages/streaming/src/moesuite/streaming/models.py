@@ -6,7 +6,7 @@ override model defaults.
 
 Examples:
     >>> list_models()
-    ['arf', 'driftmoe-data', 'driftmoe-task', 'hat', 'ht', 'lb', 'srp']
+    ['arf', 'driftmoe-data', 'driftmoe-data-fast', 'driftmoe-task', 'hat', 'ht', 'lb', 'srp']
     >>> type(create_model("arf", seed=1)).__name__
     'ARFClassifier'
 """
@@ -20,11 +20,11 @@ from typing import Any
 __all__ = ["create_model", "list_models", "model_description", "BASELINES"]
 
 
-def _driftmoe(variant: str) -> Callable[..., Any]:
+def _driftmoe(variant: str, **preset: Any) -> Callable[..., Any]:
     def build(seed: int, **kw: Any) -> Any:
         from moesuite.streaming.classifier import DriftMoEClassifier
 
-        return DriftMoEClassifier(variant=variant, seed=seed, **kw)
+        return DriftMoEClassifier(variant=variant, seed=seed, **{**preset, **kw})
 
     return build
 
@@ -62,6 +62,8 @@ def _lb(seed: int, **kw: Any) -> Any:
 
 _MODELS: dict[str, tuple[Callable[..., Any], str]] = {
     "driftmoe-data": (_driftmoe("data"), "DriftMoE, MoE-Data: router over 6 Hoeffding trees, top-3 updates"),
+    "driftmoe-data-fast": (_driftmoe("data", train_k=2),
+                           "DriftMoE, MoE-Data with top-2 updates (train_k=2): faster, less accurate on LED/RandomRBF"),
     "driftmoe-task": (_driftmoe("task"), "DriftMoE, MoE-Task: one-vs-rest Hoeffding tree per class + router"),
     "ht": (_ht, "river HoeffdingTreeClassifier (defaults)"),
     "hat": (_hat, "river HoeffdingAdaptiveTreeClassifier (defaults)"),
