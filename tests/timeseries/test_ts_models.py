@@ -278,3 +278,8 @@ def test_lookback_experts_are_gated_by_a_core_router_with_any_top_k():
     h = torch.randn(6, model.skip_gate.d_model)
     assert (model.skip_gate(h).plan.to_dense() > 0).sum(1).tolist() == [1] * 6
     assert model(x, zp, zf).shape == (x.shape[0], model.horizon, x.shape[2])
+    for name in ("topp", "sinkhorn", "prototype"):  # any causal core router, with or without a fixed k
+        assert _tiny("mohets", skip_router=name).eval()(x, zp, zf).shape == (x.shape[0], model.horizon, x.shape[2])
+    for kw in ({"skip_router": "expert_choice"}, {"router": "expert_choice"}):
+        with pytest.raises(ValueError, match="not causal"):
+            _tiny("mohets", **kw)

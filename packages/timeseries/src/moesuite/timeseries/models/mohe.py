@@ -15,7 +15,9 @@ vector, learnable complex weights on the lowest modes, irFFT) instead.
 
 from __future__ import annotations
 
+import inspect
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -121,6 +123,26 @@ class DepthwiseConvExpert(nn.Module):
         return y.squeeze(1) if squeeze else y
 
 
+def create_forecast_router(name: str, d_model: int, num_experts: int, k: int, **cfg: Any) -> routers.Router:
+    """A core router for a forecaster: causal routers only, ``k`` where the router takes one.
+
+    A forecast must depend on its own window only, so non-causal routers (``expert_choice``,
+    whose experts pick among all tokens of a batch) are refused; routers without a fixed ``k``
+    (``topp``) get none.
+
+    Examples:
+        >>> create_forecast_router("topp", d_model=8, num_experts=4, k=2).num_experts
+        4
+    """
+    cls = routers.get_router_class(name)
+    if not cls.causal:
+        raise ValueError(f"router {name!r} is not causal (a window's forecast would depend on the other "
+                         f"windows of its batch); use a token-choice router such as 'topk'.")
+    accepted = inspect.signature(cls.__init__).parameters
+    cfg = {key: v for key, v in {"k": k, **cfg}.items() if key in accepted}
+    return routers.create(name, d_model=d_model, num_experts=num_experts, **cfg)
+
+
 def build_mohe_layer(
     d_model: int,
     d_ff: int,
@@ -169,7 +191,6 @@ def build_mohe_layer(
     else:
         modes = [max(1, (d_model // 2 + 1) * (e + 1) // num_experts) for e in range(num_experts)]
         experts = ExpertList([SpectralExpert(d_model, m) for m in modes], d_model=d_model)
-    cfg = {"k": top_k, "lb_weight": lb_weight, "z_weight": z_weight} if router == "topk" else {"k": top_k}
-    r = routers.create(router, d_model=d_model, num_experts=num_experts, **cfg)
+    r = create_forecast_router(router, d_model, num_experts, top_k, lb_weight=lb_weight, z_weight=z_weight)
     shared = DepthwiseConvExpert(d_model, conv_kernel) if shared_expert else None
     return MoELayer(r, experts, shared_experts=shared)

@@ -45,7 +45,6 @@ import math
 import torch
 from torch import nn
 
-from moesuite.core import routers
 from moesuite.timeseries.models._base import Forecaster
 from moesuite.timeseries.models.basis import BasisHead
 from moesuite.timeseries.models.decoders import ConvPatchDecoder, FlattenHead
@@ -56,7 +55,7 @@ from moesuite.timeseries.models.encoder import (
     patchify,
     sinusoidal_positions,
 )
-from moesuite.timeseries.models.mohe import build_mohe_layer
+from moesuite.timeseries.models.mohe import build_mohe_layer, create_forecast_router
 from moesuite.timeseries.models.revin import RevIN
 
 __all__ = ["MoHETS"]
@@ -223,10 +222,10 @@ class MoHETS(Forecaster):
         self.head_scale = head_scale
         self.skip = (BasisHead(lookback, decoder_frequencies, decoder_period, n_experts=skip_experts)
                      if lookback_skip else None)
-        self.skip_gate = (routers.create(skip_router, d_model=d_model, num_experts=skip_experts,
-                                         k=skip_top_k or skip_experts)
+        self.skip_gate = (create_forecast_router(skip_router, d_model, skip_experts, skip_top_k or skip_experts)
                           if lookback_skip and skip_experts > 1 else None)
-        if self.skip_gate is not None:  # start the gate as small as a default nn.Linear: std 1/sqrt(3 d)
+        if isinstance(getattr(self.skip_gate, "weight", None), nn.Parameter):
+            # start the gate as small as a default nn.Linear: std 1/sqrt(3 d)
             with torch.no_grad():
                 self.skip_gate.weight.mul_(3**-0.5)
 
