@@ -318,27 +318,25 @@ class MixERSystem(MoESystem):
             opt.step()
         return out
 
-    @torch.no_grad()
     def _untie(self, opt: Any) -> None:
-        """End of the warm-up: every expert (and its Adam state) becomes a copy of expert 0."""
-        model: MixERModel = self.model  # type: ignore[assignment]
-        model.experts.tie(0)
-        inner = getattr(opt, "optimizer", opt)
-        for p in model.experts.parameters():
-            for value in inner.state.get(p, {}).values():
-                if isinstance(value, torch.Tensor) and value.shape == p.shape:
-                    value.copy_(value[:1].clone().expand_as(value))
+        """End of the tied warm-up: every expert (and its Adam state) becomes a copy of expert 0."""
+        self._copy_weights(opt, 0, None)
+
+    def _copy_expert(self, opt: Any, source: int, target: int) -> None:
+        """Expert ``target`` (and its Adam state) becomes a copy of expert ``source`` (a bisection)."""
+        self._copy_weights(opt, source, target)
 
     @torch.no_grad()
-    def _copy_expert(self, opt: Any, source: int, target: int) -> None:
-        """Expert ``target`` (and its Adam state) becomes a copy of expert ``source``."""
+    def _copy_weights(self, opt: Any, source: int, target: int | None) -> None:
+        """Expert ``target`` (``None``: every expert) and its Adam state become copies of ``source``."""
         model: MixERModel = self.model  # type: ignore[assignment]
         model.experts.copy_expert(source, target)
+        index = slice(None) if target is None else target
         inner = getattr(opt, "optimizer", opt)
         for p in model.experts.parameters():
             for value in inner.state.get(p, {}).values():
                 if isinstance(value, torch.Tensor) and value.shape == p.shape:
-                    value[target].copy_(value[source])
+                    value[index] = value[source].clone()
 
     @torch.no_grad()
     def _bisection_warmup(self, opt: Any) -> bool:

@@ -130,16 +130,11 @@ class ContextVectorFields(nn.Module):
                         w.copy_(w[:1].clone().expand_as(w))
 
     @torch.no_grad()
-    def tie(self, source: int = 0) -> None:
-        """Copy expert ``source``'s weights into every expert (in place)."""
+    def copy_expert(self, source: int, target: int | None = None) -> None:
+        """Copy expert ``source``'s weights into expert ``target`` (``None``: every expert), in place."""
+        index = slice(None) if target is None else target
         for p in self.parameters():
-            p.copy_(p[source : source + 1].clone().expand_as(p))
-
-    @torch.no_grad()
-    def copy_expert(self, source: int, target: int) -> None:
-        """Copy expert ``source``'s weights into expert ``target`` (in place)."""
-        for p in self.parameters():
-            p[target].copy_(p[source])
+            p[index] = p[source].clone()
 
     def extra_repr(self) -> str:
         return (f"num_experts={self.num_experts}, state_dim={self.state_dim}, context_dim={self.context_dim}, "
