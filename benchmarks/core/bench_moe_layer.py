@@ -71,12 +71,18 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     meta = {
-        "kind": "meta", "torch": torch.__version__, "threads": args.threads, "python": platform.python_version(),
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(), "processor": platform.processor(),
+        "kind": "meta",
+        "torch": torch.__version__,
+        "threads": args.threads,
+        "python": platform.python_version(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "processor": platform.processor(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         # PyTorch's opt-in 2 MB pages for large CPU buffers (fewer page faults for E x weight grads)
         "THP_MEM_ALLOC_ENABLE": os.environ.get("THP_MEM_ALLOC_ENABLE", ""),
-        "backends": {s.name: (s.available, s.reason) for s in backends.available("cpu", torch.float32)},
+        "backends": {
+            s.name: (s.available, s.reason) for s in backends.available("cpu", torch.float32)
+        },
     }
     rows: list[dict] = [meta]
     print(json.dumps(meta), flush=True)
@@ -90,14 +96,25 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row), flush=True)
 
-    cpu_backends = [s.name for s in backends.available("cpu", torch.float32) if s.available and s.name != "triton"]
+    cpu_backends = [
+        s.name
+        for s in backends.available("cpu", torch.float32)
+        if s.available and s.name != "triton"
+    ]
     for case, with_routers in grid(args.quick):
         # expert compute: the dense limit, every backend and the eager loop, timed interleaved
-        cands = [dense_candidate(case), *(experts_candidate(case, n) for n in [*cpu_backends, "auto"]), hf_loop_candidate(case)]
+        cands = [
+            dense_candidate(case),
+            *(experts_candidate(case, n) for n in [*cpu_backends, "auto"]),
+            hf_loop_candidate(case),
+        ]
         emit(measure(cands, repeats=args.repeats), "experts")
         del cands
         if with_routers:  # the whole layer for every router, against its own interleaved dense run
-            cands = [dense_candidate(case), *(layer_candidate(case, r, "auto") for r in routers.list_routers())]
+            cands = [
+                dense_candidate(case),
+                *(layer_candidate(case, r, "auto") for r in routers.list_routers()),
+            ]
             emit(measure(cands, repeats=args.repeats), "layers")
             del cands
     triton = next(s for s in backends.available("cpu", torch.float32) if s.name == "triton")
@@ -140,7 +157,11 @@ def summary(rows: list[dict]) -> str:
         )
     routers_rows = [r for r in rows if r.get("kind") == "layer"]
     if routers_rows:
-        lines += ["", "| E | h | k | router | experts/token | fwd ms | fwd+bwd ms | x dense |", "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "| E | h | k | router | experts/token | fwd ms | fwd+bwd ms | x dense |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for r in routers_rows:
             lines.append(
                 f"| {r['E']} | {r['h']} | {r['k']} | {r['router']} | {r['assignments_per_token']} | "
@@ -157,8 +178,12 @@ def plot(rows: list[dict], path: Path) -> None:
 
     denses = [r for r in rows if r.get("kind") == "dense" and r.get("group") == "experts"]
     labels = [f"E={r['E']} h={r['h']} k={r['k']}\n{r['skew']}" for r in denses]
-    series = {"auto (experts)": ("experts", "auto"), "grouped_mm": ("experts", "grouped_mm"),
-              "loop backend": ("experts", "loop"), "HF eager loop": ("hf_loop", "hf_loop")}
+    series = {
+        "auto (experts)": ("experts", "auto"),
+        "grouped_mm": ("experts", "grouped_mm"),
+        "loop backend": ("experts", "loop"),
+        "HF eager loop": ("hf_loop", "hf_loop"),
+    }
     fig, ax = plt.subplots(figsize=(max(8, 1.4 * len(denses)), 4.5))
     width = 0.8 / len(series)
     for i, (name, (kind, backend)) in enumerate(series.items()):
@@ -171,7 +196,9 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.axhline(1.0, color="k", lw=0.8, ls="--")
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(denses))], labels, fontsize=8)
     ax.set_ylabel("throughput / dense limit (fwd+bwd)")
-    ax.set_title(f"MoE expert compute vs the dense chain with equal active FLOPs (CPU, {rows[0]['threads']} threads, fp32)")
+    ax.set_title(
+        f"MoE expert compute vs the dense chain with equal active FLOPs (CPU, {rows[0]['threads']} threads, fp32)"
+    )
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

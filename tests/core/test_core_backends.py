@@ -26,7 +26,9 @@ CPU_BACKENDS = ["loop", "grouped_mm", "segment_mm"]
 @pytest.mark.parametrize("glu,bias", [(False, False), (True, True)])
 def test_backend_matches_fp64_reference(backend, T, d, h, E, k, empty, glu, bias):
     torch.manual_seed(T * 31 + d + E)
-    experts = GroupedExperts(E, d, h, activation="silu" if glu else "gelu", glu=glu, bias=bias, backend=backend)
+    experts = GroupedExperts(
+        E, d, h, activation="silu" if glu else "gelu", glu=glu, bias=bias, backend=backend
+    )
     if bias:  # non-zero biases so their gradients and effects are checked
         with torch.no_grad():
             experts.b_in.normal_()

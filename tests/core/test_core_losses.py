@@ -1,4 +1,4 @@
-"""Router losses: reference values, invariants, dtype, and the aux-loss attachment."""
+"""Router losses: reference values, invariants, dtype."""
 
 import math
 
@@ -56,18 +56,6 @@ def test_routing_contrastive_loss_prefers_tight_clusters():
     flat = torch.zeros(3, 3)
     assert float(losses.routing_contrastive_loss(flat, assign)) == pytest.approx(math.log(3))
     assert float(losses.routing_contrastive_loss(tight, assign)) < 1e-3
-
-
-def test_attach_aux_loss_adds_its_gradient_without_changing_the_value():
-    w = torch.tensor([1.0, -2.0], requires_grad=True)
-    x = torch.tensor([3.0, 4.0], requires_grad=True)
-    y = losses.attach_aux_loss(x * 2, (w**2).sum())
-    assert torch.equal(y, x * 2)
-    y.sum().backward()
-    assert torch.equal(w.grad, 2 * w.detach())
-    assert torch.equal(x.grad, torch.full((2,), 2.0))
-    with pytest.raises(ValueError, match="scalar"):
-        losses.attach_aux_loss(x, w)
 
 
 def test_empty_inputs_give_zero():

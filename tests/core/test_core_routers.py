@@ -155,7 +155,9 @@ def test_recurrent_router_shares_its_gru_and_passes_state():
     assert out.state.shape == (6, 8)
     assert not torch.allclose(out.logits, second(x).logits), "state must change the routing"
     params = {id(p) for p in nn.ModuleList([first, second]).parameters()}
-    assert len(params) == len(list(first.parameters())) + len(list(second.parameters())) - len(list(first.gru.parameters()))
+    assert len(params) == len(list(first.parameters())) + len(list(second.parameters())) - len(
+        list(first.gru.parameters())
+    )
     with pytest.raises(ValueError, match="state must be"):
         second(x, state=torch.zeros(5, 8))
 
@@ -172,7 +174,9 @@ class _MoERegressor(nn.Module):
 
     def __init__(self, router):
         super().__init__()
-        self.layer = MoELayer(router, GroupedExperts(router.num_experts, D, D, activation="identity"))
+        self.layer = MoELayer(
+            router, GroupedExperts(router.num_experts, D, D, activation="identity")
+        )
 
     def forward(self, x):
         return self.layer(x)[0]

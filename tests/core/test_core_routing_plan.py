@@ -20,7 +20,11 @@ def test_from_topk_sorts_stably_by_expert():
 
 def test_variable_experts_per_token_and_slots():
     plan = RoutingPlan.from_assignments(
-        torch.tensor([0, 0, 0, 2]), torch.tensor([3, 1, 2, 1]), torch.ones(4), num_experts=4, num_tokens=3
+        torch.tensor([0, 0, 0, 2]),
+        torch.tensor([3, 1, 2, 1]),
+        torch.ones(4),
+        num_experts=4,
+        num_tokens=3,
     )
     assert plan.experts_per_token().tolist() == [3, 0, 1]
     slots = plan.slot_idx()

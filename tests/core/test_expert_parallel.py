@@ -97,7 +97,9 @@ def _worker(rank: int, world: int, port: int, out_dir: str, mode: str) -> None:
             experts, _ = _modules("topk")
             layer = ExpertParallelExperts.from_full(experts)
             x = torch.randn(3, D, requires_grad=rank == 0)
-            layer(x, RoutingPlan.from_topk(torch.zeros(3, 1, dtype=torch.long), torch.ones(3, 1), E))
+            layer(
+                x, RoutingPlan.from_topk(torch.zeros(3, 1, dtype=torch.long), torch.ones(3, 1), E)
+            )
             return
         for case in CASES:
             torch.save(_run_rank(case, rank), Path(out_dir) / f"{case}-{rank}.pt")
@@ -136,8 +138,11 @@ def _spawn(out_dir: Path, mode: str) -> None:
     with pytest.MonkeyPatch.context() as mp_ctx:
         mp_ctx.syspath_prepend(str(ROOT))  # children import this module by its dotted name
         ctx = mp.start_processes(
-            _worker, args=(WORLD, _free_port(), str(out_dir), mode), nprocs=WORLD,
-            join=False, start_method="spawn",
+            _worker,
+            args=(WORLD, _free_port(), str(out_dir), mode),
+            nprocs=WORLD,
+            join=False,
+            start_method="spawn",
         )
     deadline = time.monotonic() + SPAWN_TIMEOUT_S
     try:

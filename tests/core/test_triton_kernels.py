@@ -12,7 +12,9 @@ import pytest
 import torch
 
 if importlib.util.find_spec("triton") is None:
-    pytest.skip("triton is not installed (pip install 'moesuite-core[triton]')", allow_module_level=True)
+    pytest.skip(
+        "triton is not installed (pip install 'moesuite-core[triton]')", allow_module_level=True
+    )
 if os.environ.get("TRITON_INTERPRET") != "1":
     pytest.skip(
         "these tests run the Triton kernels on CPU tensors, which needs TRITON_INTERPRET=1 before "
@@ -133,7 +135,9 @@ def test_half_precision_kernels_keep_the_dtype_and_accumulate_in_fp32():
     table = slot_table(plan)
     out = combine_rows(dy.half(), table, plan.weight)  # fp32 gates with fp16 rows
     assert out.dtype == torch.float16
-    torch.testing.assert_close(out.float(), combine_rows(dy, table, plan.weight), atol=1e-2, rtol=1e-2)
+    torch.testing.assert_close(
+        out.float(), combine_rows(dy, table, plan.weight), atol=1e-2, rtol=1e-2
+    )
 
 
 def test_grouped_gemm_without_rows():
@@ -145,11 +149,14 @@ def test_grouped_gemm_without_rows():
 
 
 # ----------------------------------------------------------------------------- combine
-@pytest.mark.parametrize("make_plan", [
-    lambda: random_plan(1, 1, 1),
-    lambda: random_plan(13, 8, 3, empty_experts=(0, 5), seed=2),
-    lambda: _variable_k_plan(11, 5, seed=3),
-])
+@pytest.mark.parametrize(
+    "make_plan",
+    [
+        lambda: random_plan(1, 1, 1),
+        lambda: random_plan(13, 8, 3, empty_experts=(0, 5), seed=2),
+        lambda: _variable_k_plan(11, 5, seed=3),
+    ],
+)
 @pytest.mark.parametrize("D", [100, 61])
 def test_combine_and_its_backward_match_torch(make_plan, D):
     plan = make_plan()
@@ -188,8 +195,10 @@ def test_slot_table_addresses_every_assignment_once():
     for t in range(plan.num_tokens):
         rows = [int(r) for r in table[t] if r >= 0]
         assert all(int(plan.token_idx[r]) == t for r in rows)
-        assert [int(plan.expert_idx[r]) for r in rows] == sorted(int(plan.expert_idx[r]) for r in rows)
-        assert all(r < 0 for r in table[t, len(rows):])  # used slots first
+        assert [int(plan.expert_idx[r]) for r in rows] == sorted(
+            int(plan.expert_idx[r]) for r in rows
+        )
+        assert all(r < 0 for r in table[t, len(rows) :])  # used slots first
 
 
 # ----------------------------------------------------------------------------- launcher checks
@@ -226,13 +235,26 @@ def test_custom_ops_have_consistent_fake_kernels():
     table = torch.tensor([[0, 3], [1, -1], [2, 4]])
     gates = torch.rand(5)
     utils = ("test_schema", "test_faketensor")
-    torch.library.opcheck(torch.ops.moesuite.triton_gather_rows, (x, torch.tensor([1, 0, 4])), test_utils=utils)
-    torch.library.opcheck(torch.ops.moesuite.triton_grouped_mm, (x, w, off, b, False), test_utils=utils)
-    torch.library.opcheck(torch.ops.moesuite.triton_grouped_mm, (torch.randn(5, 20), w, off, None, True), test_utils=utils)
-    torch.library.opcheck(torch.ops.moesuite.triton_grouped_weight_grad, (x, torch.randn(5, 20), off, 3, True), test_utils=utils)
+    torch.library.opcheck(
+        torch.ops.moesuite.triton_gather_rows, (x, torch.tensor([1, 0, 4])), test_utils=utils
+    )
+    torch.library.opcheck(
+        torch.ops.moesuite.triton_grouped_mm, (x, w, off, b, False), test_utils=utils
+    )
+    torch.library.opcheck(
+        torch.ops.moesuite.triton_grouped_mm,
+        (torch.randn(5, 20), w, off, None, True),
+        test_utils=utils,
+    )
+    torch.library.opcheck(
+        torch.ops.moesuite.triton_grouped_weight_grad,
+        (x, torch.randn(5, 20), off, 3, True),
+        test_utils=utils,
+    )
     torch.library.opcheck(torch.ops.moesuite.triton_combine, (x, table, gates), test_utils=utils)
     torch.library.opcheck(
-        torch.ops.moesuite.triton_combine_backward, (torch.randn(3, 16), torch.tensor([0, 1, 2, 0, 2]), x, gates),
+        torch.ops.moesuite.triton_combine_backward,
+        (torch.randn(3, 16), torch.tensor([0, 1, 2, 0, 2]), x, gates),
         test_utils=utils,
     )
 
@@ -253,7 +275,9 @@ MLP_CASES = [
 @pytest.mark.parametrize("T,d,h,E,k,empty,glu,bias", MLP_CASES)
 def test_triton_backend_matches_fp64_reference(T, d, h, E, k, empty, glu, bias):
     torch.manual_seed(T * 31 + d + E)
-    experts = GroupedExperts(E, d, h, activation="silu" if glu else "gelu", glu=glu, bias=bias, backend="triton")
+    experts = GroupedExperts(
+        E, d, h, activation="silu" if glu else "gelu", glu=glu, bias=bias, backend="triton"
+    )
     if bias:  # non-zero biases so their effect and gradients are checked
         with torch.no_grad():
             experts.b_in.normal_()
@@ -306,7 +330,9 @@ def test_backend_registry_reports_triton_under_the_interpreter():
     status = {s.name: s for s in backends.available("cpu", torch.float32)}
     assert status["triton"].available, status["triton"].reason
     assert backends.resolve("triton", "cpu", torch.float32).name == "triton"
-    assert backends.resolve("auto", "cpu", torch.float32).name != "triton"  # never chosen automatically
+    assert (
+        backends.resolve("auto", "cpu", torch.float32).name != "triton"
+    )  # never chosen automatically
     bf16 = {s.name: s for s in backends.available("cpu", torch.bfloat16)}["triton"]
     assert not bf16.available and "float32" in bf16.reason
 
@@ -315,7 +341,10 @@ def test_moe_layer_with_triton_backend_trains_end_to_end():
     torch.manual_seed(0)
     d, E = 32, 4
     router = create_router("topk", d_model=d, num_experts=E, k=2)
-    ref_layer = MoELayer(router, GroupedExperts(E, d, 16, activation="silu", glu=True, bias=True, backend="segment_mm"))
+    ref_layer = MoELayer(
+        router,
+        GroupedExperts(E, d, 16, activation="silu", glu=True, bias=True, backend="segment_mm"),
+    )
     x = torch.randn(2, 5, d)
 
     grads = {}

@@ -18,13 +18,38 @@ def test_info_lists_backends_with_reasons():
 
 def test_bench_prints_json_lines_with_ratios(tmp_path):
     out = tmp_path / "bench.jsonl"
-    args = ["bench", "--tokens", "64", "--d-model", "16", "--d-hidden", "32", "--experts", "4",
-            "--k", "2", "--repeats", "1", "--backend", "loop", "--backend", "grouped_mm", "--out", str(out)]
+    args = [
+        "bench",
+        "--tokens",
+        "64",
+        "--d-model",
+        "16",
+        "--d-hidden",
+        "32",
+        "--experts",
+        "4",
+        "--k",
+        "2",
+        "--repeats",
+        "1",
+        "--backend",
+        "loop",
+        "--backend",
+        "grouped_mm",
+        "--out",
+        str(out),
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
     kinds = [(r["kind"], r["backend"]) for r in rows]
-    assert kinds == [("dense", "dense"), ("experts", "loop"), ("experts", "grouped_mm"), ("layer", "auto"), ("hf_loop", "hf_loop")]
+    assert kinds == [
+        ("dense", "dense"),
+        ("experts", "loop"),
+        ("experts", "grouped_mm"),
+        ("layer", "auto"),
+        ("hf_loop", "hf_loop"),
+    ]
     assert all(r["fwdbwd_ms"] > 0 and r["plr_fwdbwd"] > 0 for r in rows)
     assert len(out.read_text().splitlines()) == 5
 

@@ -16,6 +16,7 @@ from moesuite.core import losses, routers
 from moesuite.core.balance import AuxFreeBias, CapacityPolicy
 from moesuite.core.experts import ExpertList, GroupedExperts
 from moesuite.core.layer import MoELayer
+from moesuite.core.output import MoEOutput
 from moesuite.core.routers import Router, RouterOutput
 from moesuite.core.routing import RoutingPlan
 
@@ -30,6 +31,7 @@ __all__ = [
     "ExpertList",
     "GroupedExperts",
     "MoELayer",
+    "MoEOutput",
     "Router",
     "RouterOutput",
     "RoutingPlan",

@@ -1,4 +1,4 @@
-"""Activation functions by name, shared by expert implementations and the reference."""
+"""Activation functions by name (a :class:`~moesuite.core.registry.Registry`), for experts and the reference."""
 
 from __future__ import annotations
 
@@ -7,21 +7,27 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from moesuite.core.registry import Registry
+
 __all__ = ["get_activation", "ACTIVATIONS"]
 
-ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "gelu": F.gelu,
-    "gelu_tanh": lambda t: F.gelu(t, approximate="tanh"),
-    "relu": F.relu,
-    "silu": F.silu,
-    "tanh": torch.tanh,
-    "identity": lambda t: t,
-}
+ACTIVATIONS: Registry[Callable[[torch.Tensor], torch.Tensor]] = Registry("activation")
+ACTIVATIONS.register("gelu", F.gelu, help="GELU (erf)")
+ACTIVATIONS.register(
+    "gelu_tanh", lambda t: F.gelu(t, approximate="tanh"), help="GELU (tanh approximation)"
+)
+ACTIVATIONS.register("relu", F.relu, help="ReLU")
+ACTIVATIONS.register("silu", F.silu, help="SiLU / swish")
+ACTIVATIONS.register("tanh", torch.tanh, help="tanh")
+ACTIVATIONS.register("identity", lambda t: t, help="no activation")
 
 
 def get_activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The activation registered under ``name``; raises with the valid names otherwise."""
-    try:
-        return ACTIVATIONS[name]
-    except KeyError:
-        raise ValueError(f"unknown activation {name!r}; expected one of {sorted(ACTIVATIONS)}.") from None
+    """The activation registered under ``name``; ``ValueError`` listing the valid names otherwise.
+
+    Examples:
+        >>> import torch
+        >>> get_activation("relu")(torch.tensor([-1.0, 2.0])).tolist()
+        [0.0, 2.0]
+    """
+    return ACTIVATIONS.get(name).obj

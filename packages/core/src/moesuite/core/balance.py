@@ -49,7 +49,9 @@ class AuxFreeBias(nn.Module):
     def update(self, counts: torch.Tensor) -> None:
         """Move the bias toward balance given this step's ``[E]`` assignment counts."""
         if counts.shape != (self.num_experts,):
-            raise ValueError(f"counts must have shape [{self.num_experts}], got {tuple(counts.shape)}.")
+            raise ValueError(
+                f"counts must have shape [{self.num_experts}], got {tuple(counts.shape)}."
+            )
         c = counts.to(self.bias.device, torch.float32)
         self.bias += self.gamma * torch.sign(c.mean() - c)
 

@@ -32,8 +32,14 @@ from moesuite.core.layer import MoELayer
 from moesuite.core.routing import RoutingPlan
 
 __all__ = [
-    "BenchCase", "Candidate", "forced_plan", "measure", "dense_candidate", "experts_candidate",
-    "layer_candidate", "hf_loop_candidate",
+    "BenchCase",
+    "Candidate",
+    "forced_plan",
+    "measure",
+    "dense_candidate",
+    "experts_candidate",
+    "layer_candidate",
+    "hf_loop_candidate",
 ]
 
 
@@ -111,7 +117,9 @@ def measure(candidates: Sequence[Candidate], warmup: int = 2, repeats: int = 5) 
         True
     """
     if repeats < 1 or warmup < 0:
-        raise ValueError(f"repeats must be >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}.")
+        raise ValueError(
+            f"repeats must be >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}."
+        )
     times: dict[tuple[int, str], list[float]] = {}
     for rnd in range(warmup + repeats):
         for i, c in enumerate(candidates):
@@ -138,13 +146,21 @@ def measure(candidates: Sequence[Candidate], warmup: int = 2, repeats: int = 5) 
 def _row(kind: str, case: BenchCase, fwd_ms: float, fwdbwd_ms: float, **extra: object) -> dict:
     flops = 3 * case.active_flops_fwd()
     return {
-        "kind": kind, **asdict(case), "fwd_ms": round(fwd_ms, 3), "fwdbwd_ms": round(fwdbwd_ms, 3),
-        "tflops": round(flops / (fwdbwd_ms * 1e-3) / 1e12, 4), "threads": torch.get_num_threads(),
-        "device": "cpu", "cpu_capability": torch.backends.cpu.get_cpu_capability(), **extra,
+        "kind": kind,
+        **asdict(case),
+        "fwd_ms": round(fwd_ms, 3),
+        "fwdbwd_ms": round(fwdbwd_ms, 3),
+        "tflops": round(flops / (fwdbwd_ms * 1e-3) / 1e12, 4),
+        "threads": torch.get_num_threads(),
+        "device": "cpu",
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        **extra,
     }
 
 
-def _fwd_bwd(forward: Callable[[], torch.Tensor], params: list[torch.Tensor], grad_out: torch.Tensor) -> Callable[[], None]:
+def _fwd_bwd(
+    forward: Callable[[], torch.Tensor], params: list[torch.Tensor], grad_out: torch.Tensor
+) -> Callable[[], None]:
     def run() -> None:
         for p in params:
             p.grad = None
@@ -162,12 +178,17 @@ def experts_candidate(case: BenchCase, backend: str, seed: int = 0) -> Candidate
     grad = torch.randn(case.T, case.d, dtype=case.torch_dtype)
     resolved = backends.resolve(backend, "cpu", case.torch_dtype).name
     return Candidate(
-        "experts", case, lambda: experts(x, plan), _fwd_bwd(lambda: experts(x, plan), [x, *experts.parameters()], grad),
+        "experts",
+        case,
+        lambda: experts(x, plan),
+        _fwd_bwd(lambda: experts(x, plan), [x, *experts.parameters()], grad),
         {"backend": backend, "resolved": resolved, "router": "forced"},
     )
 
 
-def layer_candidate(case: BenchCase, router: str, backend: str = "auto", seed: int = 0) -> Candidate:
+def layer_candidate(
+    case: BenchCase, router: str, backend: str = "auto", seed: int = 0
+) -> Candidate:
     """The whole :class:`MoELayer` (router + experts) with a freshly initialised router."""
     torch.manual_seed(seed)
     # settings that give every router about k experts per token
@@ -177,15 +198,24 @@ def layer_candidate(case: BenchCase, router: str, backend: str = "auto", seed: i
     elif router == "topp":
         kw = {"max_k": case.k, "p": 0.6}
     r = routers.create(router, d_model=case.d, num_experts=case.E, **kw)
-    layer = MoELayer(r, GroupedExperts(case.E, case.d, case.h, backend=backend)).to(case.torch_dtype)
+    layer = MoELayer(r, GroupedExperts(case.E, case.d, case.h, backend=backend)).to(
+        case.torch_dtype
+    )
     layer.router.float()  # routers run in fp32 whatever the experts' dtype
     x = torch.randn(case.T, case.d, dtype=case.torch_dtype, requires_grad=True)
     grad = torch.randn(case.T, case.d, dtype=case.torch_dtype)
     with torch.no_grad():
         plan = layer(x)[1].plan
     return Candidate(
-        "layer", case, lambda: layer(x)[0], _fwd_bwd(lambda: layer(x)[0], [x, *layer.parameters()], grad),
-        {"backend": backend, "router": router, "assignments_per_token": round(plan.num_assignments / case.T, 3)},
+        "layer",
+        case,
+        lambda: layer(x)[0],
+        _fwd_bwd(lambda: layer(x)[0], [x, *layer.parameters()], grad),
+        {
+            "backend": backend,
+            "router": router,
+            "assignments_per_token": round(plan.num_assignments / case.T, 3),
+        },
     )
 
 
@@ -198,7 +228,13 @@ def dense_candidate(case: BenchCase, seed: int = 0) -> Candidate:
     x = torch.randn(case.T * case.k, case.d, dtype=dt, requires_grad=True)
     grad = torch.randn(case.T * case.k, case.d, dtype=dt)
     fwd_fn = lambda: F.gelu(x @ w1) @ w2  # noqa: E731
-    return Candidate("dense", case, fwd_fn, _fwd_bwd(fwd_fn, [x, w1, w2], grad), {"backend": "dense", "router": "none"})
+    return Candidate(
+        "dense",
+        case,
+        fwd_fn,
+        _fwd_bwd(fwd_fn, [x, w1, w2], grad),
+        {"backend": "dense", "router": "none"},
+    )
 
 
 def hf_loop_candidate(case: BenchCase, seed: int = 0) -> Candidate:
@@ -223,5 +259,10 @@ def hf_loop_candidate(case: BenchCase, seed: int = 0) -> Candidate:
             out = out.index_add(0, tok, h * gates[tok, slot, None])
         return out
 
-    return Candidate("hf_loop", case, forward, _fwd_bwd(forward, [x, *experts.parameters()], grad),
-                     {"backend": "hf_loop", "router": "forced"})
+    return Candidate(
+        "hf_loop",
+        case,
+        forward,
+        _fwd_bwd(forward, [x, *experts.parameters()], grad),
+        {"backend": "hf_loop", "router": "forced"},
+    )

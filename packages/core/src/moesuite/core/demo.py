@@ -16,9 +16,9 @@ from torch import nn
 from moesuite.core import routers
 from moesuite.core.experts import GroupedExperts
 from moesuite.core.layer import MoELayer
-from moesuite.core.recorder import RoutingRecorder
+from moesuite.core.output import MoEOutput
 from moesuite.core.stats import load_imbalance, plot_expert_load
-from moesuite.core.training import MoESystem, OptimConfig, make_trainer
+from moesuite.core.training import MoESystem, OptimConfig, fit, make_trainer
 
 __all__ = ["DigitsClassifier", "run_core_demo"]
 
@@ -35,13 +35,22 @@ class DigitsClassifier(nn.Module):
         k: experts per token.
     """
 
-    def __init__(self, router: str | None, d_model: int = 32, d_hidden: int = 32, num_experts: int = 8, k: int = 2):
+    def __init__(
+        self,
+        router: str | None,
+        d_model: int = 32,
+        d_hidden: int = 32,
+        num_experts: int = 8,
+        k: int = 2,
+    ):
         super().__init__()
         self.embed = nn.Linear(64, d_model)
         self.norm = nn.LayerNorm(d_model)
         if router is None:
             self.ffn: nn.Module = nn.Sequential(
-                nn.Linear(d_model, k * d_hidden, bias=False), nn.GELU(), nn.Linear(k * d_hidden, d_model, bias=False)
+                nn.Linear(d_model, k * d_hidden, bias=False),
+                nn.GELU(),
+                nn.Linear(k * d_hidden, d_model, bias=False),
             )
         else:
             self.ffn = MoELayer(
@@ -50,21 +59,33 @@ class DigitsClassifier(nn.Module):
             )
         self.head = nn.Linear(d_model, 10)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x[B, 64] -> logits[B, 10]``."""
+    def forward(self, x: torch.Tensor) -> MoEOutput[torch.Tensor]:
+        """``x[B, 64] -> logits[B, 10]``, with the router's output (none for the dense model)."""
         h = torch.relu(self.embed(x))
-        f = self.ffn(self.norm(h))
-        h = h + (f[0] if isinstance(f, tuple) else f)
-        return self.head(h)
+        routing = []
+        if isinstance(self.ffn, MoELayer):
+            f, r = self.ffn(self.norm(h))
+            routing.append(r)
+        else:
+            f = self.ffn(self.norm(h))
+        return MoEOutput(self.head(h + f), routing)
 
 
 def _step(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
     x, y = batch
-    logits = model(x)
-    return {"loss": nn.functional.cross_entropy(logits, y), "acc": (logits.argmax(-1) == y).float().mean()}
+    out = model(x)
+    task = nn.functional.cross_entropy(out.output, y)
+    return {
+        "loss": task + out.aux_loss,
+        "task_loss": task,
+        "aux_loss": out.aux_loss,
+        "acc": (out.output.argmax(-1) == y).float().mean(),
+    }
 
 
-def run_core_demo(out_dir: str | Path | None = None, epochs: int = 60, seed: int = 0, progress: bool = False) -> list[dict]:
+def run_core_demo(
+    out_dir: str | Path | None = None, epochs: int = 60, seed: int = 0, progress: bool = False
+) -> list[dict]:
     """Train the three digits models and return one table row per model.
 
     Args:
@@ -89,26 +110,41 @@ def run_core_demo(out_dir: str | Path | None = None, epochs: int = 60, seed: int
         torch.manual_seed(seed)
         model = DigitsClassifier(router)
         generator = torch.Generator().manual_seed(seed)
-        loader = DataLoader(TensorDataset(x_tr, t_tr), batch_size=64, shuffle=True, generator=generator)
-        trainer = make_trainer(None, max_epochs=epochs, seed=seed, progress=progress, monitor="train/loss_epoch")
+        loader = DataLoader(
+            TensorDataset(x_tr, t_tr), batch_size=64, shuffle=True, generator=generator
+        )
+        trainer = make_trainer(
+            None, max_epochs=epochs, seed=seed, progress=progress, monitor="train/loss_epoch"
+        )
         start = time.perf_counter()
-        trainer.fit(MoESystem(model, _step, OptimConfig(lr=3e-3), max_epochs=epochs), loader)
+        fit(trainer, MoESystem(model, _step, OptimConfig(lr=3e-3), max_epochs=epochs), loader)
         seconds = time.perf_counter() - start
         model.eval()
-        with torch.no_grad(), RoutingRecorder(model) as rec:
-            acc = float((model(x_te).argmax(-1) == t_te).float().mean())
+        with torch.no_grad():
+            out = model(x_te)
+        acc = float((out.output.argmax(-1) == t_te).float().mean())
         name = f"moe-{router}" if router else "dense"
         note = "same active params as the MoE"
-        if rec.records:
-            counts = rec.records[0].output.plan.counts
+        if out.routing:
+            counts = out.routing[0].plan.counts
             note = f"E=8 k=2, test load max/mean {load_imbalance(counts):.2f}"
             if out_dir is not None:
-                plot_expert_load({name: counts}, Path(out_dir) / "plots" / f"expert_load_{name}.png",
-                                 title=f"digits, {name}: test-set expert load")
+                plot_expert_load(
+                    {name: counts},
+                    Path(out_dir) / "plots" / f"expert_load_{name}.png",
+                    title=f"digits, {name}: test-set expert load",
+                )
         n_params = sum(p.numel() for p in model.parameters())
-        rows.append({
-            "domain": "core", "task": "digits (sklearn) classification", "model": name,
-            "metric": "test accuracy", "value": round(acc, 4), "seconds": round(seconds, 1),
-            "params": n_params, "note": note,
-        })
+        rows.append(
+            {
+                "domain": "core",
+                "task": "digits (sklearn) classification",
+                "model": name,
+                "metric": "test accuracy",
+                "value": round(acc, 4),
+                "seconds": round(seconds, 1),
+                "params": n_params,
+                "note": note,
+            }
+        )
     return rows

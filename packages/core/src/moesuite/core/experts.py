@@ -32,7 +32,9 @@ def check_expert_call(x: torch.Tensor, plan: RoutingPlan, d_model: int, num_expe
             f"plan routes {plan.num_tokens} tokens but x has {x.shape[0]} rows; route the same x."
         )
     if plan.num_experts != num_experts:
-        raise ValueError(f"plan has num_experts={plan.num_experts}, these experts number {num_experts}.")
+        raise ValueError(
+            f"plan has num_experts={plan.num_experts}, these experts number {num_experts}."
+        )
 
 
 class GroupedExperts(nn.Module):
@@ -74,7 +76,11 @@ class GroupedExperts(nn.Module):
         backend: str = "auto",
     ):
         super().__init__()
-        for name, value in (("num_experts", num_experts), ("d_model", d_model), ("d_hidden", d_hidden)):
+        for name, value in (
+            ("num_experts", num_experts),
+            ("d_model", d_model),
+            ("d_hidden", d_hidden),
+        ):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}.")
         get_activation(activation)
@@ -101,7 +107,9 @@ class GroupedExperts(nn.Module):
 
     def weights(self) -> ExpertWeights:
         """The parameters bundled for a backend."""
-        return ExpertWeights(self.w_in, self.w_out, self.b_in, self.b_out, self.activation, self.glu)
+        return ExpertWeights(
+            self.w_in, self.w_out, self.b_in, self.b_out, self.activation, self.glu
+        )
 
     def forward(self, x: torch.Tensor, plan: RoutingPlan) -> torch.Tensor:
         """Run ``x[T, d_model]`` through the plan's experts; returns ``[T, d_model]``."""

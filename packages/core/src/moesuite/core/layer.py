@@ -54,7 +54,9 @@ class MoELayer(nn.Module):
                 f"router has num_experts={router.num_experts} but experts has {n_experts}; they must match."
             )
         if capacity is not None and not isinstance(capacity, CapacityPolicy):
-            raise TypeError(f"capacity must be a CapacityPolicy or None, got {type(capacity).__name__}.")
+            raise TypeError(
+                f"capacity must be a CapacityPolicy or None, got {type(capacity).__name__}."
+            )
         self.router = router
         self.experts = experts
         self.shared_experts = shared_experts
@@ -64,7 +66,9 @@ class MoELayer(nn.Module):
         """Route and compute ``x[..., d_model]``; ``state`` feeds a recurrent router."""
         if not isinstance(x, torch.Tensor) or x.dim() < 1 or x.shape[-1] != self.router.d_model:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"x must have shape [..., d_model={self.router.d_model}], got {shape}.")
+            raise ValueError(
+                f"x must have shape [..., d_model={self.router.d_model}], got {shape}."
+            )
         flat = x.reshape(-1, x.shape[-1])
         out = self.router(flat, state)
         plan = out.plan

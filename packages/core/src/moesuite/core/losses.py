@@ -1,8 +1,8 @@
 """Router losses as pure functions, computed in fp32.
 
 Every function takes tensors and returns a scalar tensor; nothing is kept in module state.
-Routers return these values in ``RouterOutput.aux``; whoever trains the model weights and
-adds them (see :class:`moesuite.core.training.MoEAuxLossCallback`).
+Routers return these values in ``RouterOutput.aux``; the model hands its routers' outputs back
+in a :class:`~moesuite.core.output.MoEOutput` and the training step adds ``aux_loss`` to its loss.
 
 Index legend: ``T`` tokens, ``E`` experts, ``k`` experts per token.
 """
@@ -19,7 +19,6 @@ __all__ = [
     "importance_loss",
     "routing_entropy",
     "routing_contrastive_loss",
-    "attach_aux_loss",
 ]
 
 
@@ -109,38 +108,3 @@ def routing_contrastive_loss(
     if similarity.shape[0] == 0:
         return similarity.new_zeros((), dtype=torch.float32)
     return F.cross_entropy(similarity.float() / temperature, assignment.long().detach())
-
-
-class _AttachAuxLoss(torch.autograd.Function):
-    """Identity on ``y`` whose backward also sends a unit gradient into ``aux``.
-
-    This is Megatron's ``MoEAuxLossAutoScaler`` idea: the training loss need not know about
-    the aux losses produced deep inside a model, yet ``loss.backward()`` trains them.
-    """
-
-    @staticmethod
-    def forward(ctx, y: torch.Tensor, aux: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        ctx.save_for_backward(aux)
-        return y.view_as(y)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
-        (aux,) = ctx.saved_tensors
-        return grad, torch.ones_like(aux)
-
-
-def attach_aux_loss(y: torch.Tensor, aux: torch.Tensor) -> torch.Tensor:
-    """Return ``y`` unchanged, but make any backward through it also minimise scalar ``aux``.
-
-    Examples:
-        >>> import torch
-        >>> w = torch.tensor(2.0, requires_grad=True)
-        >>> y = attach_aux_loss(torch.ones(3, requires_grad=True), (w - 1) ** 2)
-        >>> y.sum().backward(); float(w.grad)
-        2.0
-    """
-    if aux.dim() != 0:
-        raise ValueError(f"aux must be a scalar tensor, got shape {tuple(aux.shape)}.")
-    if not aux.requires_grad:
-        return y
-    return _AttachAuxLoss.apply(y, aux)

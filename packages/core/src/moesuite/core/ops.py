@@ -144,7 +144,9 @@ def grouped_mm(x: torch.Tensor, w: torch.Tensor, expert_offsets: torch.Tensor) -
         raise TypeError(f"w must have the dtype of x ({x.dtype}), got {w.dtype}.")
     E, K, N = w.shape
     if x.shape[-1] != K:
-        raise ValueError(f"x must have shape [A, {K}] to match w [E, {K}, {N}], got {tuple(x.shape)}.")
+        raise ValueError(
+            f"x must have shape [A, {K}] to match w [E, {K}, {N}], got {tuple(x.shape)}."
+        )
     align = grouped_mm_alignment(x.dtype)
     pad_k, pad_n = (-K) % align, (-N) % align
     if pad_k or pad_n:

@@ -1,9 +1,9 @@
 """Record what every MoE layer of a model routed during a forward pass (forward hooks).
 
-Models need not thread router outputs through their own return values: a
-:class:`RoutingRecorder` hooks every :class:`~moesuite.core.layer.MoELayer` inside a model,
-keeps each layer's :class:`~moesuite.core.routers.RouterOutput`, and can attach each layer's
-aux loss to its output (so a plain ``loss.backward()`` also trains the routers).
+A :class:`RoutingRecorder` hooks every :class:`~moesuite.core.layer.MoELayer` inside a model and
+keeps each layer's :class:`~moesuite.core.routers.RouterOutput`, for statistics and plots. It
+only observes: aux losses reach the loss through the model's return value
+(:class:`~moesuite.core.output.MoEOutput`), never through hooks.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import torch
 from torch import nn
 
 from moesuite.core.layer import MoELayer
-from moesuite.core.losses import attach_aux_loss
 from moesuite.core.routers.base import RouterOutput
 
 __all__ = ["RoutingRecord", "RoutingRecorder", "moe_layers"]
@@ -40,9 +39,6 @@ class RoutingRecorder:
 
     Args:
         model: any module containing :class:`MoELayer` s.
-        attach_aux: when the layer runs with gradients enabled, attach ``aux_scale *
-            RouterOutput.aux_loss`` to its output through :func:`~moesuite.core.losses.attach_aux_loss`.
-        aux_scale: multiplier of every router's weighted aux loss.
         detach: keep detached copies of logits/probs only (saves memory when only statistics
             are needed).
 
@@ -58,10 +54,8 @@ class RoutingRecorder:
         [('0', 3)]
     """
 
-    def __init__(self, model: nn.Module, attach_aux: bool = False, aux_scale: float = 1.0, detach: bool = False):
+    def __init__(self, model: nn.Module, detach: bool = False):
         self.model = model
-        self.attach_aux = attach_aux
-        self.aux_scale = aux_scale
         self.detach = detach
         self.records: list[RoutingRecord] = []
         self._handles: list[Any] = []
@@ -99,17 +93,16 @@ class RoutingRecorder:
 
     def _hook(self, name: str):
         def hook(layer: MoELayer, inputs: Any, output: tuple[torch.Tensor, RouterOutput]):
-            y, out = output
+            out = output[1]
             if self.detach:
                 out = RouterOutput(
-                    out.plan.with_weight(out.plan.weight.detach()), out.logits.detach(),
-                    out.probs.detach(), {k: v.detach() for k, v in out.aux.items()}, None,
+                    out.plan.with_weight(out.plan.weight.detach()),
+                    out.logits.detach(),
+                    out.probs.detach(),
+                    {k: v.detach() for k, v in out.aux.items()},
+                    None,
                     dict(out.aux_weights),
                 )
             self.records.append(RoutingRecord(name, layer, out))
-            if self.attach_aux and torch.is_grad_enabled() and y.requires_grad:
-                aux = self.aux_scale * output[1].aux_loss
-                return attach_aux_loss(y, aux.to(y.dtype)), output[1]
-            return None
 
         return hook

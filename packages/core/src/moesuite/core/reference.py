@@ -10,7 +10,9 @@ from moesuite.core.routing import RoutingPlan
 __all__ = ["reference_expert_mlp"]
 
 
-def reference_expert_mlp(x: torch.Tensor, plan: RoutingPlan, weights: ExpertWeights) -> torch.Tensor:
+def reference_expert_mlp(
+    x: torch.Tensor, plan: RoutingPlan, weights: ExpertWeights
+) -> torch.Tensor:
     """``y[t] = sum over t's assignments a of weight_a * expert_(e_a)(x[t])``, in float64.
 
     Deliberately naive (a Python loop over assignments, accumulation in assignment order) so
@@ -40,4 +42,8 @@ def reference_expert_mlp(x: torch.Tensor, plan: RoutingPlan, weights: ExpertWeig
         rows[t].append(gates[a] * out)
     d = weights.w_out.shape[-1]
     zero = x64.new_zeros(d)
-    return torch.stack([torch.stack(r).sum(0) if r else zero for r in rows]) if rows else x64.new_zeros(0, d)
+    return (
+        torch.stack([torch.stack(r).sum(0) if r else zero for r in rows])
+        if rows
+        else x64.new_zeros(0, d)
+    )

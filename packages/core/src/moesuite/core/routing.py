@@ -191,10 +191,17 @@ class RoutingPlan:
     def with_weight(self, weight: torch.Tensor) -> RoutingPlan:
         """Same assignments with new gates (e.g. a cast or a detached copy)."""
         if weight.shape != self.weight.shape:
-            raise ValueError(f"weight must have shape {tuple(self.weight.shape)}, got {tuple(weight.shape)}.")
+            raise ValueError(
+                f"weight must have shape {tuple(self.weight.shape)}, got {tuple(weight.shape)}."
+            )
         plan = RoutingPlan(
-            self.token_idx, self.expert_idx, weight, self.expert_offsets,
-            self.num_experts, self.num_tokens, self.num_dropped,
+            self.token_idx,
+            self.expert_idx,
+            weight,
+            self.expert_offsets,
+            self.num_experts,
+            self.num_tokens,
+            self.num_dropped,
         )
         if "token_major_rows" in self.__dict__:  # same assignments: reuse the cached index
             plan.__dict__["token_major_rows"] = self.__dict__["token_major_rows"]
@@ -208,8 +215,13 @@ class RoutingPlan:
         offsets = torch.zeros_like(self.expert_offsets)
         offsets[1:] = torch.cumsum(counts, 0)
         return RoutingPlan(
-            self.token_idx[keep], expert_idx, self.weight[keep], offsets,
-            self.num_experts, self.num_tokens, self.num_dropped + dropped,
+            self.token_idx[keep],
+            expert_idx,
+            self.weight[keep],
+            offsets,
+            self.num_experts,
+            self.num_tokens,
+            self.num_dropped + dropped,
         )
 
     def to_dense(self) -> torch.Tensor:

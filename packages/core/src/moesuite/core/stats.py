@@ -79,7 +79,9 @@ def plot_expert_load(
     if not loads:
         raise ValueError("loads is empty: record at least one MoE layer call before plotting.")
     names = list(loads)
-    fractions = [expert_load(torch.as_tensor(loads[n], dtype=torch.float64)).tolist() for n in names]
+    fractions = [
+        expert_load(torch.as_tensor(loads[n], dtype=torch.float64)).tolist() for n in names
+    ]
     E = max(len(f) for f in fractions)
     grid = [f + [float("nan")] * (E - len(f)) for f in fractions]
     fig, ax = plt.subplots(figsize=(max(4.0, 0.45 * E + 2.5), 0.5 * len(names) + 1.8))

@@ -8,16 +8,18 @@ Examples:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
+from torch import nn
 
+from moesuite.core.aux_audit import AuxLossAudit
 from moesuite.core.backends.base import ExpertWeights
 from moesuite.core.experts import GroupedExperts
 from moesuite.core.reference import reference_expert_mlp
 from moesuite.core.routing import RoutingPlan
 
-__all__ = ["random_plan", "compare_with_reference"]
+__all__ = ["random_plan", "compare_with_reference", "assert_aux_consumed"]
 
 
 def random_plan(
@@ -58,12 +60,18 @@ def compare_with_reference(
     (y_f.double() * G).sum().backward()
 
     params = {name: p for name, p in experts.named_parameters()}
-    ref_params = {name: p.detach().double().clone().requires_grad_(True) for name, p in params.items()}
+    ref_params = {
+        name: p.detach().double().clone().requires_grad_(True) for name, p in params.items()
+    }
     x_r = x.detach().double().clone().requires_grad_(True)
     gates_r = plan.weight.detach().double().clone().requires_grad_(True)
     weights = ExpertWeights(
-        ref_params["w_in"], ref_params["w_out"], ref_params.get("b_in"), ref_params.get("b_out"),
-        experts.activation, experts.glu,
+        ref_params["w_in"],
+        ref_params["w_out"],
+        ref_params.get("b_in"),
+        ref_params.get("b_out"),
+        experts.activation,
+        experts.glu,
     )
     y_r = reference_expert_mlp(x_r, plan.with_weight(gates_r), weights)
     (y_r * G).sum().backward()
@@ -76,7 +84,52 @@ def compare_with_reference(
             return float(other.detach().abs().max()) if other.numel() else 0.0
         return float((a.detach().double() - b.detach().double()).abs().max()) if a.numel() else 0.0
 
-    out = {"y": diff(y_f, y_r), "x": diff(x_f.grad, x_r.grad), "gates": diff(gates_f.grad, gates_r.grad)}
+    out = {
+        "y": diff(y_f, y_r),
+        "x": diff(x_f.grad, x_r.grad),
+        "gates": diff(gates_f.grad, gates_r.grad),
+    }
     for name, p in params.items():
         out[name] = diff(p.grad, ref_params[name].grad)
     return out
+
+
+def assert_aux_consumed(
+    model: nn.Module, loss_fn: Callable[[], torch.Tensor], min_terms: int = 1
+) -> int:
+    """Run ``loss_fn()`` (one training step's forward and loss) and backward; fail on dropped aux losses.
+
+    Every :class:`~moesuite.core.routers.Router` inside ``model`` is audited with
+    :class:`~moesuite.core.aux_audit.AuxLossAudit`: each aux term with a non-zero weight must
+    receive a gradient from the returned loss. Use it in the tests of any training loop,
+    Lightning or not.
+
+    Args:
+        model: the model whose routers to audit.
+        loss_fn: computes the loss exactly as the training step does.
+        min_terms: fail unless at least this many weighted aux terms were audited (guards
+            against a test that audits nothing); 0 for models with no aux losses.
+
+    Returns:
+        The number of aux terms audited.
+
+    Examples:
+        >>> from moesuite.core import GroupedExperts, MoELayer, routers
+        >>> layer = MoELayer(routers.create("topk", d_model=4, num_experts=2, k=1), GroupedExperts(2, 4, 8))
+        >>> def step():
+        ...     y, routing = layer(torch.randn(6, 4))
+        ...     return y.pow(2).mean() + routing.aux_loss
+        >>> assert_aux_consumed(layer, step)
+        2
+    """
+    with AuxLossAudit(model) as audit:
+        loss = loss_fn()
+    loss.backward()
+    missing = audit.unconsumed()
+    if missing:
+        raise AssertionError(f"aux losses computed but not added to the loss: {missing}")
+    if audit.audited < min_terms:
+        raise AssertionError(
+            f"expected at least {min_terms} weighted aux terms, the step produced {audit.audited}."
+        )
+    return audit.audited

@@ -21,6 +21,8 @@ Examples:
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from moesuite.core.backends.base import Backend, BackendStatus, ExpertWeights
@@ -28,34 +30,54 @@ from moesuite.core.backends.grouped_mm import GroupedMMBackend
 from moesuite.core.backends.loop import LoopBackend
 from moesuite.core.backends.segment_mm import SegmentMMBackend
 from moesuite.core.backends.triton import TritonBackend
+from moesuite.core.registry import Registry
 
-__all__ = ["Backend", "BackendStatus", "ExpertWeights", "available", "get", "resolve", "names"]
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "BackendStatus",
+    "ExpertWeights",
+    "available",
+    "get",
+    "resolve",
+    "names",
+]
 
-_BACKENDS: dict[str, Backend] = {b.name: b for b in (LoopBackend(), GroupedMMBackend(), SegmentMMBackend(), TritonBackend())}
+BACKENDS: Registry[Backend] = Registry("backend")
+_ORDER = tuple(cls.name for cls in (LoopBackend, GroupedMMBackend, SegmentMMBackend, TritonBackend))
+for _cls in (LoopBackend, GroupedMMBackend, SegmentMMBackend, TritonBackend):
+    BACKENDS.register(_cls.name, _cls)
 
 # fastest first, per device type; the Triton interpreter is never chosen automatically
-_PREFERENCE = {"cuda": ("triton", "grouped_mm", "segment_mm", "loop"), "cpu": ("segment_mm", "grouped_mm", "loop")}
+_PREFERENCE = {
+    "cuda": ("triton", "grouped_mm", "segment_mm", "loop"),
+    "cpu": ("segment_mm", "grouped_mm", "loop"),
+}
 
 
 def names() -> list[str]:
-    """Backend names, plus ``"auto"``."""
-    return [*_BACKENDS, "auto"]
+    """Backend names (registration order), plus ``"auto"``."""
+    return [*_ORDER, "auto"]
 
 
+@functools.cache
 def get(name: str) -> Backend:
-    """The backend registered under ``name``."""
-    try:
-        return _BACKENDS[name]
-    except KeyError:
-        raise ValueError(f"unknown backend {name!r}; expected one of {names()}.") from None
+    """The backend registered under ``name`` (one stateless instance per name)."""
+    if name == "auto":
+        raise ValueError(
+            "'auto' is resolved per device and dtype; use backends.resolve('auto', device, dtype)."
+        )
+    return BACKENDS.create(name)
 
 
-def available(device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> list[BackendStatus]:
+def available(
+    device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+) -> list[BackendStatus]:
     """Every backend with whether it runs on ``device``/``dtype`` and, if not, why."""
     device = torch.device(device)
     out = []
-    for name, backend in _BACKENDS.items():
-        reason = backend.unavailable_reason(device, dtype)
+    for name in _ORDER:
+        reason = get(name).unavailable_reason(device, dtype)
         out.append(BackendStatus(name, reason is None, reason or ""))
     return out
 
@@ -70,9 +92,9 @@ def resolve(name: str, device: torch.device | str, dtype: torch.dtype) -> Backen
     device = torch.device(device)
     if name == "auto":
         for candidate in _PREFERENCE.get(device.type, ("loop",)):
-            if _BACKENDS[candidate].unavailable_reason(device, dtype) is None:
-                return _BACKENDS[candidate]
-        return _BACKENDS["loop"]
+            if get(candidate).unavailable_reason(device, dtype) is None:
+                return get(candidate)
+        return get("loop")
     backend = get(name)
     reason = backend.unavailable_reason(device, dtype)
     if reason is not None:

@@ -59,6 +59,8 @@ class Backend:
         """``None`` when the backend runs on ``device``/``dtype``, else a one-line reason."""
         return None
 
-    def expert_mlp(self, x: torch.Tensor, plan: RoutingPlan, weights: ExpertWeights) -> torch.Tensor:
+    def expert_mlp(
+        self, x: torch.Tensor, plan: RoutingPlan, weights: ExpertWeights
+    ) -> torch.Tensor:
         """Run the plan's assignments through the experts and combine them per token."""
         raise NotImplementedError

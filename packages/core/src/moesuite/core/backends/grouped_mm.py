@@ -20,14 +20,18 @@ class GroupedMMBackend(Backend):
         if not ops.has_native_grouped_mm():
             return f"torch {torch.__version__} has no torch.nn.functional.grouped_mm (needs >= 2.9)"
         if dtype not in (torch.float32, torch.bfloat16, torch.float16):
-            return f"torch's grouped GEMM does not support {dtype} (float32, bfloat16, float16 only)"
+            return (
+                f"torch's grouped GEMM does not support {dtype} (float32, bfloat16, float16 only)"
+            )
         if device.type == "cuda" and torch.cuda.get_device_capability(device) < (8, 0):
             return "torch's CUDA grouped GEMM needs compute capability >= 8.0"
         if device.type not in ("cpu", "cuda"):
             return f"not supported on {device.type}"
         return None
 
-    def expert_mlp(self, x: torch.Tensor, plan: RoutingPlan, weights: ExpertWeights) -> torch.Tensor:
+    def expert_mlp(
+        self, x: torch.Tensor, plan: RoutingPlan, weights: ExpertWeights
+    ) -> torch.Tensor:
         xs = ops.permute(x, plan)
         h = ops.grouped_mm(xs, weights.w_in, plan.expert_offsets)
         if weights.b_in is not None:

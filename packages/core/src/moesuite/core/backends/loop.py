@@ -16,7 +16,9 @@ class LoopBackend(Backend):
 
     name = "loop"
 
-    def expert_mlp(self, x: torch.Tensor, plan: RoutingPlan, weights: ExpertWeights) -> torch.Tensor:
+    def expert_mlp(
+        self, x: torch.Tensor, plan: RoutingPlan, weights: ExpertWeights
+    ) -> torch.Tensor:
         xs = ops.permute(x, plan)
         offsets = plan.expert_offsets.tolist()
         outputs = []
@@ -31,5 +33,9 @@ class LoopBackend(Backend):
             if weights.b_out is not None:
                 out = out + weights.b_out[e]
             outputs.append(out)
-        y = torch.cat(outputs) if outputs else xs.new_zeros(0, weights.w_out.shape[-1]) + 0 * xs.sum()
+        y = (
+            torch.cat(outputs)
+            if outputs
+            else xs.new_zeros(0, weights.w_out.shape[-1]) + 0 * xs.sum()
+        )
         return ops.unpermute(y, plan)

@@ -20,7 +20,11 @@ __all__ = ["SegmentMMBackend", "segment_mlp"]
 
 
 def _segments(offsets: list[int]) -> list[tuple[int, int, int]]:
-    return [(e, offsets[e], offsets[e + 1]) for e in range(len(offsets) - 1) if offsets[e + 1] > offsets[e]]
+    return [
+        (e, offsets[e], offsets[e + 1])
+        for e in range(len(offsets) - 1)
+        if offsets[e + 1] > offsets[e]
+    ]
 
 
 # ATen's own backward kernels for the common activations: no autograd bookkeeping per segment
@@ -33,7 +37,9 @@ _ATEN_BACKWARD = {
 }
 
 
-def _activation_vjp(weights: ExpertWeights, h: torch.Tensor, d_act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _activation_vjp(
+    weights: ExpertWeights, h: torch.Tensor, d_act: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Recompute ``act(h)`` and its vector-Jacobian product with ``d_act`` (any activation, GLU too)."""
     back = _ATEN_BACKWARD.get(weights.activation)
     if back is not None and not weights.glu:
@@ -97,8 +103,13 @@ class _SegmentMLP(torch.autograd.Function):
             if d_bout is not None:
                 d_bout[e] = g.sum(0)
         return (
-            d_xs if need_x else None, d_win if need_win else None, d_wout if need_wout else None,
-            d_bin if need_bin else None, d_bout if need_bout else None, None, None,
+            d_xs if need_x else None,
+            d_win if need_win else None,
+            d_wout if need_wout else None,
+            d_bin if need_bin else None,
+            d_bout if need_bout else None,
+            None,
+            None,
         )
 
 
@@ -134,5 +145,7 @@ class SegmentMMBackend(Backend):
             return f"needs a floating dtype, got {dtype}"
         return None
 
-    def expert_mlp(self, x: torch.Tensor, plan: RoutingPlan, weights: ExpertWeights) -> torch.Tensor:
+    def expert_mlp(
+        self, x: torch.Tensor, plan: RoutingPlan, weights: ExpertWeights
+    ) -> torch.Tensor:
         return ops.unpermute(segment_mlp(ops.permute(x, plan), plan, weights), plan)

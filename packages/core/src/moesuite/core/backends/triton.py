@@ -37,7 +37,9 @@ class TritonBackend(Backend):
             return None
         return f"not supported on {device.type}"
 
-    def expert_mlp(self, x: torch.Tensor, plan: RoutingPlan, weights: ExpertWeights) -> torch.Tensor:
+    def expert_mlp(
+        self, x: torch.Tensor, plan: RoutingPlan, weights: ExpertWeights
+    ) -> torch.Tensor:
         from moesuite.core.kernels.triton.ops import triton_expert_mlp
 
         return triton_expert_mlp(x, plan, weights)

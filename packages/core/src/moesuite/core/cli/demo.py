@@ -15,7 +15,9 @@ from moesuite.core.cli.common import OutOption, SeedOption
 def demo(
     out: OutOption = None,
     seed: SeedOption = 0,
-    only: Annotated[list[str] | None, typer.Option("--only", help="Run only these domains ('core' included).")] = None,
+    only: Annotated[
+        list[str] | None, typer.Option("--only", help="Run only these domains ('core' included).")
+    ] = None,
 ) -> None:
     """Run the core demo (MoE vs dense on digits) and each installed domain's quick demo."""
     from rich.console import Console
@@ -52,11 +54,18 @@ def demo(
                 console.print(f"[red]  {name} demo failed: {exc}[/red]")
                 (run.path / f"{name}_error.txt").write_text(traceback.format_exc())
         run.write_metrics({"rows": rows, "failed": failed, "seconds": time.perf_counter() - start})
-    table = Table(title=f"moesuite demo ({time.perf_counter() - start:.0f} s); run directory {path}")
+    table = Table(
+        title=f"moesuite demo ({time.perf_counter() - start:.0f} s); run directory {path}"
+    )
     for col in ("domain", "task", "model", "metric", "value", "seconds", "note"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(*(str(r.get(c, "")) for c in ("domain", "task", "model", "metric", "value", "seconds", "note")))
+        table.add_row(
+            *(
+                str(r.get(c, ""))
+                for c in ("domain", "task", "model", "metric", "value", "seconds", "note")
+            )
+        )
     console.print(table)
     if failed:
         raise typer.Exit(code=1)

@@ -18,9 +18,13 @@ def info() -> None:
 
     console = Console()
     dists = sorted(
-        (d.metadata["Name"], d.version) for d in distributions() if (d.metadata["Name"] or "").startswith("moesuite")
+        (d.metadata["Name"], d.version)
+        for d in distributions()
+        if (d.metadata["Name"] or "").startswith("moesuite")
     )
-    console.print(f"[bold]moesuite[/bold] on Python {platform.python_version()}, torch {torch.__version__}")
+    console.print(
+        f"[bold]moesuite[/bold] on Python {platform.python_version()}, torch {torch.__version__}"
+    )
     for name, ver in dists:
         console.print(f"  {name} {ver}")
     cuda = torch.cuda.is_available()
@@ -42,5 +46,7 @@ def info() -> None:
     console.print(table)
     console.print(f"routers: {', '.join(routers.list_routers())}")
     domains = sorted(ep.name for ep in entry_points(group="moesuite.cli"))
-    console.print(f"domains: {', '.join(domains) if domains else '(none installed: pip install packages/<domain>)'}")
+    console.print(
+        f"domains: {', '.join(domains) if domains else '(none installed: pip install packages/<domain>)'}"
+    )
     raise typer.Exit(0)

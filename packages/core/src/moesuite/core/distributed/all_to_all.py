@@ -23,7 +23,9 @@ def group_size(group: dist.ProcessGroup | None = None) -> int:
     """Number of ranks in ``group``; 1 when ``torch.distributed`` is not initialised."""
     if not (dist.is_available() and dist.is_initialized()):
         if group is not None:
-            raise RuntimeError("a process group was given but torch.distributed is not initialised.")
+            raise RuntimeError(
+                "a process group was given but torch.distributed is not initialised."
+            )
         return 1
     return dist.get_world_size(group)
 
@@ -32,7 +34,9 @@ def group_rank(group: dist.ProcessGroup | None = None) -> int:
     """This process's rank in ``group``; 0 when ``torch.distributed`` is not initialised."""
     if not (dist.is_available() and dist.is_initialized()):
         if group is not None:
-            raise RuntimeError("a process group was given but torch.distributed is not initialised.")
+            raise RuntimeError(
+                "a process group was given but torch.distributed is not initialised."
+            )
         return 0
     return dist.get_rank(group)
 

@@ -85,8 +85,13 @@ def shard_experts(
     block = expert_block(getattr(experts, "num_experts", -1), rank, world_size)
     if isinstance(experts, GroupedExperts):
         shard = GroupedExperts(
-            len(block), experts.d_model, experts.d_hidden, activation=experts.activation,
-            glu=experts.glu, bias=experts.b_in is not None, backend=experts.backend,
+            len(block),
+            experts.d_model,
+            experts.d_hidden,
+            activation=experts.activation,
+            glu=experts.glu,
+            bias=experts.b_in is not None,
+            backend=experts.backend,
         ).to(device=experts.w_in.device, dtype=experts.w_in.dtype)
         with torch.no_grad():
             for name in ("w_in", "w_out", "b_in", "b_out"):
@@ -207,7 +212,9 @@ class ExpertParallelExperts(nn.Module):
 
     def forward(self, x: torch.Tensor, plan: RoutingPlan) -> torch.Tensor:
         """Compute ``x[T, d]`` with the experts of every rank; returns ``[T, d]``."""
-        d_model = getattr(self.local_experts, "d_model", None) or (x.shape[-1] if isinstance(x, torch.Tensor) else 0)
+        d_model = getattr(self.local_experts, "d_model", None) or (
+            x.shape[-1] if isinstance(x, torch.Tensor) else 0
+        )
         check_expert_call(x, plan, d_model, self.num_experts)  # num_experts: the global count
         world, per_rank = self.world_size, self.num_local_experts
         needs_x_grad, needs_out_grad = self._needs_grad(x)

@@ -13,7 +13,13 @@ name               rule                                                  causal
 =================  ====================================================  ======
 """
 
-from moesuite.core.routers._registry import create, get_router_class, list_routers, register_router
+from moesuite.core.routers._registry import (
+    ROUTERS,
+    create,
+    get_router_class,
+    list_routers,
+    register_router,
+)
 from moesuite.core.routers.base import Router, RouterOutput
 from moesuite.core.routers.expert_choice import ExpertChoiceRouter
 from moesuite.core.routers.noisy_topk import NoisyTopKRouter
@@ -26,6 +32,7 @@ from moesuite.core.routers.topp import TopPRouter
 __all__ = [
     "Router",
     "RouterOutput",
+    "ROUTERS",
     "create",
     "get_router_class",
     "list_routers",

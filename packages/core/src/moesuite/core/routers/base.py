@@ -84,7 +84,9 @@ class Router(nn.Module):
     def check_input(self, x: torch.Tensor) -> None:
         """Raise a clear error unless ``x`` is a floating ``[T, d_model]`` tensor."""
         if not isinstance(x, torch.Tensor):
-            raise TypeError(f"x must be a torch.Tensor of shape [T, {self.d_model}], got {type(x).__name__}.")
+            raise TypeError(
+                f"x must be a torch.Tensor of shape [T, {self.d_model}], got {type(x).__name__}."
+            )
         if x.dim() != 2 or x.shape[1] != self.d_model:
             raise ValueError(
                 f"x must have shape [T, d_model={self.d_model}], got {tuple(x.shape)}; "

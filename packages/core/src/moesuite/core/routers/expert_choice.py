@@ -38,7 +38,9 @@ class ExpertChoiceRouter(Router):
 
     causal = False
 
-    def __init__(self, d_model: int, num_experts: int, capacity_factor: float = 2.0, z_weight: float = 1e-3):
+    def __init__(
+        self, d_model: int, num_experts: int, capacity_factor: float = 2.0, z_weight: float = 1e-3
+    ):
         super().__init__(d_model, num_experts, k=1)
         if not capacity_factor > 0:
             raise ValueError(f"capacity_factor must be > 0, got {capacity_factor}.")

@@ -80,7 +80,11 @@ class NoisyTopKRouter(Router):
             "load": losses.cv_squared(load),
             "z_loss": losses.router_z_loss(clean),
         }
-        weights = {"importance": self.importance_weight, "load": self.load_weight, "z_loss": self.z_weight}
+        weights = {
+            "importance": self.importance_weight,
+            "load": self.load_weight,
+            "z_loss": self.z_weight,
+        }
         return RouterOutput(plan, logits, logits.softmax(-1), aux, state, weights)
 
     def _smooth_load(self, clean, noisy, std, top_values):

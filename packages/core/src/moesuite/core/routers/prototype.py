@@ -68,7 +68,9 @@ class PrototypeRouter(Router):
 
     def similarity(self, x: torch.Tensor) -> torch.Tensor:
         """``[T, E]`` cosine similarity between projected tokens and prototypes."""
-        return F.normalize(self.proj(x.float()), dim=-1) @ F.normalize(self.weight.float(), dim=-1).t()
+        return (
+            F.normalize(self.proj(x.float()), dim=-1) @ F.normalize(self.weight.float(), dim=-1).t()
+        )
 
     def route(self, x: torch.Tensor, state: Any) -> RouterOutput:
         sim = self.similarity(x)

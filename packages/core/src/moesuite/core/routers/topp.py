@@ -86,5 +86,9 @@ class TopPRouter(Router):
             "entropy": losses.routing_entropy(probs),
             "z_loss": losses.router_z_loss(logits),
         }
-        weights = {"load_balance": self.lb_weight, "entropy": self.entropy_weight, "z_loss": self.z_weight}
+        weights = {
+            "load_balance": self.lb_weight,
+            "entropy": self.entropy_weight,
+            "z_loss": self.z_weight,
+        }
         return RouterOutput(plan, logits, probs, aux, state, weights)

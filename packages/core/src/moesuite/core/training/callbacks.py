@@ -1,4 +1,4 @@
-"""Lightning callbacks: router aux losses + routing statistics, and per-epoch JSON metrics."""
+"""Lightning callbacks: routing statistics, RNG state in checkpoints, per-epoch JSON metrics."""
 
 from __future__ import annotations
 
@@ -8,73 +8,96 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from moesuite.core.recorder import RoutingRecorder
 from moesuite.core.stats import routing_summary
 
-__all__ = ["MoEAuxLossCallback", "JSONMetricsCallback"]
+__all__ = ["RoutingStatsCallback", "RNGStateCallback", "RunCheckpoint", "JSONMetricsCallback"]
 
 
-class MoEAuxLossCallback(L.Callback):
-    """Adds every MoE layer's router aux loss to the training loss and logs routing statistics.
+class RoutingStatsCallback(L.Callback):
+    """Logs routing statistics of every MoE layer and updates aux-loss-free bias balancers.
 
-    During training batches it hooks every :class:`~moesuite.core.layer.MoELayer` of the
-    LightningModule; each layer's weighted aux loss (``RouterOutput.aux_loss``, times
-    ``aux_scale``) is attached to the layer's output with
-    :func:`~moesuite.core.losses.attach_aux_loss`, so ``loss.backward()`` minimises it without
-    the step function knowing about it. After each batch it updates aux-loss-free bias
-    balancers with the batch's expert counts and logs ``routing/aux_loss``,
-    ``routing/<layer>/load_max_over_mean`` and ``routing/<layer>/entropy``. Expert counts are
-    accumulated per layer over the whole fit in :attr:`expert_counts` (for plots).
+    It only observes: the aux losses are the training step's business (a model returns its
+    routers' outputs in a :class:`~moesuite.core.output.MoEOutput` and the step adds
+    ``aux_loss`` to its loss). During training batches it hooks every
+    :class:`~moesuite.core.layer.MoELayer` of the LightningModule; after each batch it updates
+    aux-loss-free bias balancers with the batch's expert counts and logs
+    ``routing/<layer>/load_max_over_mean`` and ``routing/<layer>/entropy`` (and their means over
+    layers). Expert counts are accumulated per layer over the whole fit in
+    :attr:`expert_counts` (for plots).
 
     Args:
-        aux_scale: multiplier of all aux losses (0 logs statistics only).
         update_bias: call ``router.balancer.update(counts)`` for routers that have one.
         log_layers: also log per-layer statistics (not only their mean).
     """
 
-    def __init__(self, aux_scale: float = 1.0, update_bias: bool = True, log_layers: bool = True):
+    def __init__(self, update_bias: bool = True, log_layers: bool = True):
         super().__init__()
-        self.aux_scale = aux_scale
         self.update_bias = update_bias
         self.log_layers = log_layers
         self.expert_counts: dict[str, torch.Tensor] = {}
         self._recorder: RoutingRecorder | None = None
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         if self._recorder is None:
             # layer names relative to the wrapped model ("encoder.0.moe", not "model.encoder.0.moe")
-            model = getattr(pl_module, "model", pl_module)
-            self._recorder = RoutingRecorder(model, attach_aux=self.aux_scale != 0, aux_scale=self.aux_scale)
+            self._recorder = RoutingRecorder(getattr(pl_module, "model", pl_module), detach=True)
         self._recorder.clear()
         self._recorder.start()
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
         rec = self._recorder
         if rec is None:
             return
         rec.stop()
         if not rec.records:
             return
-        aux_total = 0.0
         summaries = []
         for r in rec.records:
             counts = r.output.plan.counts.detach().cpu()
-            self.expert_counts[r.name] = self.expert_counts.get(r.name, torch.zeros_like(counts)) + counts
+            self.expert_counts[r.name] = (
+                self.expert_counts.get(r.name, torch.zeros_like(counts)) + counts
+            )
             if self.update_bias:
                 balancer = getattr(r.layer.router, "balancer", None)
                 if balancer is not None:
                     balancer.update(r.output.plan.counts)
-            aux_total += float(r.output.aux_loss.detach())
             s = routing_summary(r.output)
             summaries.append(s)
             if self.log_layers:
-                pl_module.log(f"routing/{r.name}/load_max_over_mean", s["load_max_over_mean"], on_step=False, on_epoch=True)
-                pl_module.log(f"routing/{r.name}/entropy", s["entropy"], on_step=False, on_epoch=True)
+                pl_module.log(
+                    f"routing/{r.name}/load_max_over_mean",
+                    s["load_max_over_mean"],
+                    on_step=False,
+                    on_epoch=True,
+                )
+                pl_module.log(
+                    f"routing/{r.name}/entropy", s["entropy"], on_step=False, on_epoch=True
+                )
         n = len(summaries)
-        pl_module.log("routing/aux_loss", aux_total / n, on_step=False, on_epoch=True)
-        pl_module.log("routing/load_max_over_mean", sum(s["load_max_over_mean"] for s in summaries) / n, on_step=False, on_epoch=True)
-        pl_module.log("routing/entropy", sum(s["entropy"] for s in summaries) / n, on_step=False, on_epoch=True)
+        pl_module.log(
+            "routing/load_max_over_mean",
+            sum(s["load_max_over_mean"] for s in summaries) / n,
+            on_step=False,
+            on_epoch=True,
+        )
+        pl_module.log(
+            "routing/entropy",
+            sum(s["entropy"] for s in summaries) / n,
+            on_step=False,
+            on_epoch=True,
+        )
         rec.clear()
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -85,7 +108,61 @@ class MoEAuxLossCallback(L.Callback):
         return {"expert_counts": {k: v.tolist() for k, v in self.expert_counts.items()}}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.expert_counts = {k: torch.tensor(v) for k, v in state_dict.get("expert_counts", {}).items()}
+        self.expert_counts = {
+            k: torch.tensor(v) for k, v in state_dict.get("expert_counts", {}).items()
+        }
+
+
+class RNGStateCallback(L.Callback):
+    """Saves the python, numpy and torch RNG states in every checkpoint and restores them on resume.
+
+    With it, a run resumed from its last checkpoint draws the same shuffles, dropout masks and
+    noise as the uninterrupted run would have (Lightning restores weights, optimiser, scheduler
+    and loop position, but not the random generators).
+    """
+
+    def state_dict(self) -> dict[str, Any]:
+        from lightning.fabric.utilities.seed import _collect_rng_states
+
+        return {"rng": _collect_rng_states(include_cuda=torch.cuda.is_available())}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        from lightning.fabric.utilities.seed import _set_rng_states
+
+        if "rng" in state_dict:
+            _set_rng_states(state_dict["rng"])
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """Lightning's ``ModelCheckpoint`` whose saved paths follow the run directory when it moves.
+
+    A run is written in a temporary directory and renamed when it finishes or is interrupted;
+    the checkpoint state records the old paths. On resume they are re-anchored to the current
+    ``checkpoints/`` so the best-model bookkeeping carries on.
+    """
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        old = state_dict.get("dirpath")
+        if old and self.dirpath and str(old) != str(self.dirpath):
+            new = str(self.dirpath)
+
+            def move(p: Any) -> Any:
+                return (
+                    new + str(p)[len(str(old)) :]
+                    if isinstance(p, str) and p.startswith(str(old))
+                    else p
+                )
+
+            state_dict = dict(state_dict)
+            state_dict["dirpath"] = new
+            for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
+                if key in state_dict:
+                    state_dict[key] = move(state_dict[key])
+            if "best_k_models" in state_dict:
+                state_dict["best_k_models"] = {
+                    move(k): v for k, v in state_dict["best_k_models"].items()
+                }
+        super().load_state_dict(state_dict)
 
 
 class JSONMetricsCallback(L.Callback):
@@ -100,7 +177,9 @@ class JSONMetricsCallback(L.Callback):
             return
         row: dict[str, Any] = {"epoch": trainer.current_epoch, "step": trainer.global_step}
         for key, value in trainer.callback_metrics.items():
-            row[key] = float(value) if isinstance(value, torch.Tensor) and value.numel() == 1 else value
+            row[key] = (
+                float(value) if isinstance(value, torch.Tensor) and value.numel() == 1 else value
+            )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a") as fh:
             fh.write(json.dumps(row) + "\n")

@@ -9,7 +9,12 @@ Layout (``runs/<domain>/<model>/<timestamp>/``)::
     plots/*.png      figures
 
 If anything raises while the run is being written, the temp directory is removed and no run
-directory is left behind.
+directory is left behind, except that a training run interrupted by the user (Ctrl+C, or a
+``SystemExit``) keeps its checkpoints: with ``keep_interrupted=True`` the directory is moved to
+its final place with an ``INTERRUPTED`` file, and ``train --resume RUN`` continues it in place
+(:func:`resume_run_directory`). In a multi-process (DDP) launch every rank runs the command, but
+only rank 0 writes the run directory; the other ranks write into a private temporary directory
+that is removed afterwards.
 """
 
 from __future__ import annotations
@@ -20,12 +25,30 @@ import json
 import math
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RunDirectory", "run_directory", "default_run_path", "to_jsonable", "read_json"]
+__all__ = [
+    "INTERRUPTED",
+    "RunDirectory",
+    "run_directory",
+    "resume_run_directory",
+    "default_run_path",
+    "to_jsonable",
+    "read_json",
+]
+
+#: the file that marks a run directory whose training was interrupted (resumable)
+INTERRUPTED = "INTERRUPTED"
+
+
+def _rank() -> int:
+    from lightning.fabric.utilities.rank_zero import _get_rank
+
+    return _get_rank() or 0
 
 
 def default_run_path(root: str | Path, domain: str, model: str) -> Path:
@@ -113,7 +136,9 @@ class RunDirectory:
 
 
 @contextmanager
-def run_directory(path: str | Path, overwrite: bool = False) -> Iterator[RunDirectory]:
+def run_directory(
+    path: str | Path, overwrite: bool = False, keep_interrupted: bool = False
+) -> Iterator[RunDirectory]:
     """Create the run directory ``path`` atomically.
 
     Files are written into a hidden sibling ``.<name>.tmp-<pid>`` which is renamed to ``path``
@@ -123,6 +148,8 @@ def run_directory(path: str | Path, overwrite: bool = False) -> Iterator[RunDire
     Args:
         path: the final run directory (see :func:`default_run_path`).
         overwrite: replace an existing ``path`` instead of refusing.
+        keep_interrupted: on ``KeyboardInterrupt``/``SystemExit``, keep what was written (as
+            ``path`` with an ``INTERRUPTED`` file) so that training can be resumed.
 
     Examples:
         >>> import tempfile, pathlib
@@ -140,6 +167,10 @@ def run_directory(path: str | Path, overwrite: bool = False) -> Iterator[RunDire
         ['run']
     """
     final = Path(path)
+    if _rank() != 0:  # a DDP worker: rank 0 writes the run directory
+        with _scratch() as run:
+            yield run
+        return
     if final.exists() and not overwrite:
         raise FileExistsError(f"{final}: run directory already exists; choose another --out.")
     created = []
@@ -155,15 +186,65 @@ def run_directory(path: str | Path, overwrite: bool = False) -> Iterator[RunDire
     run = RunDirectory(tmp, final)
     try:
         yield run
+    except (KeyboardInterrupt, SystemExit):
+        if (
+            keep_interrupted
+            and (tmp / "checkpoints").is_dir()
+            and any((tmp / "checkpoints").iterdir())
+        ):
+            (tmp / INTERRUPTED).write_text(
+                "training was interrupted; continue it with `train --resume <this directory>`\n"
+            )
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+            run.path = final
+        else:
+            _discard(tmp, created)
+        raise
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        for d in created:  # innermost first
-            try:
-                d.rmdir()
-            except OSError:
-                break
+        _discard(tmp, created)
         raise
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
     run.path = final
+
+
+def _discard(tmp: Path, created: list[Path]) -> None:
+    shutil.rmtree(tmp, ignore_errors=True)
+    for d in created:  # innermost first
+        try:
+            d.rmdir()
+        except OSError:
+            break
+
+
+@contextmanager
+def _scratch() -> Iterator[RunDirectory]:
+    scratch = Path(tempfile.mkdtemp(prefix="moesuite-rank-"))
+    try:
+        yield RunDirectory(scratch, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+@contextmanager
+def resume_run_directory(path: str | Path) -> Iterator[RunDirectory]:
+    """Reopen a run directory written by ``train`` to continue it in place (``--resume``).
+
+    The ``INTERRUPTED`` marker is removed when the block finishes; if it raises, the directory
+    is left as it was (its checkpoints still resumable).
+    """
+    final = Path(path)
+    if not final.is_dir() or not (final / "config.json").is_file():
+        raise FileNotFoundError(
+            f"{final}: not a run directory written by `train` (no config.json); cannot resume."
+        )
+    if _rank() != 0:
+        with _scratch() as run:
+            yield run
+        return
+    run = RunDirectory(final, final)
+    yield run
+    (final / INTERRUPTED).unlink(missing_ok=True)

@@ -2,6 +2,10 @@
 
 A domain supplies the model and a ``step_fn(model, batch) -> dict`` returning at least a
 ``"loss"`` tensor (other entries are logged); optimisation, logging and checkpointing are here.
+The step adds the model's router aux losses to its loss itself (``loss = task +
+out.aux_loss``, see :class:`~moesuite.core.output.MoEOutput`); on the first training step the
+system checks with :class:`~moesuite.core.aux_audit.AuxLossAudit` that every aux loss a router
+computed reached the loss, and raises if one was dropped.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from typing import Any
 import lightning as L
 import torch
 from torch import nn
+
+from moesuite.core.aux_audit import AuxLossAudit
 
 __all__ = ["MoESystem", "OptimConfig", "StepFn"]
 
@@ -48,7 +54,9 @@ class OptimConfig:
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}.")
         if self.schedule not in ("constant", "cosine", "step"):
-            raise ValueError(f"schedule must be 'constant', 'cosine' or 'step', got {self.schedule!r}.")
+            raise ValueError(
+                f"schedule must be 'constant', 'cosine' or 'step', got {self.schedule!r}."
+            )
 
 
 class MoESystem(L.LightningModule):
@@ -61,6 +69,7 @@ class MoESystem(L.LightningModule):
             ``"batch_size"`` entry (int) weights epoch averages.
         optim: optimiser settings.
         max_epochs: horizon of the cosine schedule.
+        audit_aux: check on the first training step that every router aux loss reaches the loss.
 
     Examples:
         >>> import torch
@@ -73,12 +82,22 @@ class MoESystem(L.LightningModule):
         True
     """
 
-    def __init__(self, model: nn.Module, step_fn: StepFn, optim: OptimConfig | None = None, max_epochs: int = 10):
+    def __init__(
+        self,
+        model: nn.Module,
+        step_fn: StepFn,
+        optim: OptimConfig | None = None,
+        max_epochs: int = 10,
+        audit_aux: bool = True,
+    ):
         super().__init__()
         self.model = model
         self.step_fn = step_fn
         self.optim = optim or OptimConfig()
         self.max_epochs = max_epochs
+        self.audit_aux = audit_aux
+        self._audit: AuxLossAudit | None = None
+        self._audited = False
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.model(*args, **kwargs)
@@ -86,18 +105,32 @@ class MoESystem(L.LightningModule):
     def _shared_step(self, batch: Any, stage: str) -> torch.Tensor:
         out = dict(self.step_fn(self.model, batch))
         if "loss" not in out:
-            raise KeyError(f"step_fn must return a dict with a 'loss' entry, got keys {sorted(out)}.")
+            raise KeyError(
+                f"step_fn must return a dict with a 'loss' entry, got keys {sorted(out)}."
+            )
         batch_size = int(out.pop("batch_size", _infer_batch_size(batch)))
         on_step = stage == "train"
         for key, value in out.items():
             self.log(
-                f"{stage}/{key}", value.detach() if isinstance(value, torch.Tensor) else value,
-                on_step=on_step, on_epoch=True, prog_bar=key == "loss", batch_size=batch_size,
+                f"{stage}/{key}",
+                value.detach() if isinstance(value, torch.Tensor) else value,
+                on_step=on_step,
+                on_epoch=True,
+                prog_bar=key == "loss",
+                batch_size=batch_size,
             )
         return out["loss"]
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        if self.audit_aux and not self._audited and self._audit is None:
+            with AuxLossAudit(self.model) as self._audit:
+                return self._shared_step(batch, "train")
         return self._shared_step(batch, "train")
+
+    def on_after_backward(self) -> None:
+        if self._audit is not None:
+            audit, self._audit, self._audited = self._audit, None, True
+            audit.check()
 
     def validation_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         return self._shared_step(batch, "val")
@@ -107,7 +140,9 @@ class MoESystem(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         o = self.optim
-        opt = torch.optim.AdamW(self.model.parameters(), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
+        opt = torch.optim.AdamW(
+            self.model.parameters(), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay
+        )
         if o.schedule == "constant" and o.warmup_epochs == 0:
             return opt
         total = max(self.max_epochs, 1)

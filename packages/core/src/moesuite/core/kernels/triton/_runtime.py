@@ -13,7 +13,14 @@ from collections.abc import Callable, Sequence
 import torch
 import triton
 
-__all__ = ["autotune", "interpreting", "check_launchable", "check_float", "check_index", "FLOAT_DTYPES"]
+__all__ = [
+    "autotune",
+    "interpreting",
+    "check_launchable",
+    "check_float",
+    "check_index",
+    "FLOAT_DTYPES",
+]
 
 FLOAT_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
@@ -62,10 +69,14 @@ def check_launchable(kernel: object, name: str, t: torch.Tensor) -> None:
                 "'segment_mm' backend on the CPU."
             )
         return
-    raise RuntimeError(f"{name} is on {t.device}; the Triton kernels run on CUDA (or CPU when interpreted).")
+    raise RuntimeError(
+        f"{name} is on {t.device}; the Triton kernels run on CUDA (or CPU when interpreted)."
+    )
 
 
-def check_float(name: str, t: object, dim: int, like: torch.Tensor | None = None, like_name: str = "") -> None:
+def check_float(
+    name: str, t: object, dim: int, like: torch.Tensor | None = None, like_name: str = ""
+) -> None:
     """``t`` must be a ``dim``-D float32/bfloat16/float16 tensor (on ``like``'s device and dtype)."""
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}.")
@@ -78,9 +89,13 @@ def check_float(name: str, t: object, dim: int, like: torch.Tensor | None = None
         )
     if like is not None:
         if t.device != like.device:
-            raise ValueError(f"{name} is on {t.device} but {like_name} is on {like.device}; move them to one device.")
+            raise ValueError(
+                f"{name} is on {t.device} but {like_name} is on {like.device}; move them to one device."
+            )
         if t.dtype != like.dtype:
-            raise TypeError(f"{name} has dtype {t.dtype} but {like_name} has {like.dtype}; cast one of them.")
+            raise TypeError(
+                f"{name} has dtype {t.dtype} but {like_name} has {like.dtype}; cast one of them."
+            )
 
 
 def check_index(name: str, t: object, like: torch.Tensor, dim: int = 1) -> None:
@@ -91,4 +106,6 @@ def check_index(name: str, t: object, like: torch.Tensor, dim: int = 1) -> None:
     if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
         raise TypeError(f"{name} must be an integer tensor, got {t.dtype}.")
     if t.device != like.device:
-        raise ValueError(f"{name} is on {t.device} but the data is on {like.device}; move them to one device.")
+        raise ValueError(
+            f"{name} is on {t.device} but the data is on {like.device}; move them to one device."
+        )

@@ -46,10 +46,22 @@ __all__ = ["slot_table", "combine_rows", "combine_rows_backward"]
 )
 @triton.jit
 def _combine_kernel(
-    src_ptr, table_ptr, gate_ptr, out_ptr,
-    T, D, S,
-    stride_sm, stride_sd, stride_tt, stride_ts, stride_om, stride_od,
-    WEIGHTED: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
+    src_ptr,
+    table_ptr,
+    gate_ptr,
+    out_ptr,
+    T,
+    D,
+    S,
+    stride_sm,
+    stride_sd,
+    stride_tt,
+    stride_ts,
+    stride_om,
+    stride_od,
+    WEIGHTED: tl.constexpr,
+    BLOCK_T: tl.constexpr,
+    BLOCK_D: tl.constexpr,
 ):
     """Program ``(t, d)``: a ``[BLOCK_T, BLOCK_D]`` tile of the output, summed slot by slot."""
     pid_t = tl.program_id(0)
@@ -63,14 +75,20 @@ def _combine_kernel(
         rows = tl.load(table_ptr + tokens * stride_tt + s * stride_ts, mask=tok_mask, other=-1)
         used = rows >= 0
         rows = tl.where(used, rows, 0).to(tl.int64)
-        vals = tl.load(src_ptr + rows[:, None] * stride_sm + cols[None, :] * stride_sd,
-                       mask=used[:, None] & col_mask[None, :], other=0.0).to(tl.float32)
+        vals = tl.load(
+            src_ptr + rows[:, None] * stride_sm + cols[None, :] * stride_sd,
+            mask=used[:, None] & col_mask[None, :],
+            other=0.0,
+        ).to(tl.float32)
         if WEIGHTED:
             gates = tl.load(gate_ptr + rows, mask=used, other=0.0).to(tl.float32)
             vals = vals * gates[:, None]
         acc += vals
-    tl.store(out_ptr + tokens[:, None] * stride_om + cols[None, :] * stride_od,
-             acc.to(out_ptr.dtype.element_ty), mask=tok_mask[:, None] & col_mask[None, :])
+    tl.store(
+        out_ptr + tokens[:, None] * stride_om + cols[None, :] * stride_od,
+        acc.to(out_ptr.dtype.element_ty),
+        mask=tok_mask[:, None] & col_mask[None, :],
+    )
 
 
 @autotune(
@@ -83,10 +101,22 @@ def _combine_kernel(
 )
 @triton.jit
 def _combine_backward_kernel(
-    grad_out_ptr, token_ptr, src_ptr, gate_ptr, grad_src_ptr, grad_gate_ptr,
-    A, D,
-    stride_gm, stride_gd, stride_sm, stride_sd, stride_dm, stride_dd,
-    BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr,
+    grad_out_ptr,
+    token_ptr,
+    src_ptr,
+    gate_ptr,
+    grad_src_ptr,
+    grad_gate_ptr,
+    A,
+    D,
+    stride_gm,
+    stride_gd,
+    stride_sm,
+    stride_sd,
+    stride_dm,
+    stride_dd,
+    BLOCK_M: tl.constexpr,
+    BLOCK_D: tl.constexpr,
 ):
     """Program ``m``: ``BLOCK_M`` assignment rows, sweeping the width in ``BLOCK_D`` chunks."""
     pid = tl.program_id(0)
@@ -98,12 +128,19 @@ def _combine_backward_kernel(
     for d0 in range(0, D, BLOCK_D):
         cols = d0 + tl.arange(0, BLOCK_D)
         mask = row_mask[:, None] & (cols < D)[None, :]
-        g = tl.load(grad_out_ptr + tokens[:, None] * stride_gm + cols[None, :] * stride_gd,
-                    mask=mask, other=0.0).to(tl.float32)
-        v = tl.load(src_ptr + rows[:, None] * stride_sm + cols[None, :] * stride_sd,
-                    mask=mask, other=0.0).to(tl.float32)
-        tl.store(grad_src_ptr + rows[:, None] * stride_dm + cols[None, :] * stride_dd,
-                 (g * gates[:, None]).to(grad_src_ptr.dtype.element_ty), mask=mask)
+        g = tl.load(
+            grad_out_ptr + tokens[:, None] * stride_gm + cols[None, :] * stride_gd,
+            mask=mask,
+            other=0.0,
+        ).to(tl.float32)
+        v = tl.load(
+            src_ptr + rows[:, None] * stride_sm + cols[None, :] * stride_sd, mask=mask, other=0.0
+        ).to(tl.float32)
+        tl.store(
+            grad_src_ptr + rows[:, None] * stride_dm + cols[None, :] * stride_dd,
+            (g * gates[:, None]).to(grad_src_ptr.dtype.element_ty),
+            mask=mask,
+        )
         dot += tl.sum(g * v, 1)
     tl.store(grad_gate_ptr + rows, dot.to(grad_gate_ptr.dtype.element_ty), mask=row_mask)
 
@@ -134,7 +171,9 @@ def slot_table(plan: RoutingPlan) -> torch.Tensor:
     return table.view(T, S)
 
 
-def combine_rows(src: torch.Tensor, table: torch.Tensor, gates: torch.Tensor | None = None) -> torch.Tensor:
+def combine_rows(
+    src: torch.Tensor, table: torch.Tensor, gates: torch.Tensor | None = None
+) -> torch.Tensor:
     """``out[t] = sum_s gates[table[t, s]] * src[table[t, s]]`` over used slots, in slot order.
 
     Args:
@@ -158,7 +197,9 @@ def combine_rows(src: torch.Tensor, table: torch.Tensor, gates: torch.Tensor | N
         _check_gates(gates, src.shape[0], src)
     (T, S), D = table.shape, src.shape[1]
     if S > 0 and src.shape[0] == 0:
-        raise ValueError(f"table has {S} slots per token but src has no rows; build both from one plan.")
+        raise ValueError(
+            f"table has {S} slots per token but src has no rows; build both from one plan."
+        )
     out = src.new_empty(T, D)
     if T == 0 or D == 0:
         return out
@@ -166,13 +207,24 @@ def combine_rows(src: torch.Tensor, table: torch.Tensor, gates: torch.Tensor | N
         return out.zero_()
     check_launchable(_combine_kernel, "src", src)
     g = gates if gates is not None else src  # dummy pointer, never read
+
     def grid(meta):
         return (triton.cdiv(T, meta["BLOCK_T"]), triton.cdiv(D, meta["BLOCK_D"]))
 
     _combine_kernel[grid](
-        src, table, g, out,
-        T, D, S,
-        src.stride(0), src.stride(1), table.stride(0), table.stride(1), out.stride(0), out.stride(1),
+        src,
+        table,
+        g,
+        out,
+        T,
+        D,
+        S,
+        src.stride(0),
+        src.stride(1),
+        table.stride(0),
+        table.stride(1),
+        out.stride(0),
+        out.stride(1),
         WEIGHTED=gates is not None,
     )
     return out
@@ -207,7 +259,9 @@ def combine_rows_backward(
     if grad_out.shape[1] != D:
         raise ValueError(f"grad_out must have {D} columns like src, got {tuple(grad_out.shape)}.")
     if token_idx.shape[0] != A:
-        raise ValueError(f"token_idx must have one entry per row of src ({A}), got {token_idx.shape[0]}.")
+        raise ValueError(
+            f"token_idx must have one entry per row of src ({A}), got {token_idx.shape[0]}."
+        )
     grad_src = src.new_empty(A, D)
     grad_gates = gates.new_empty(A)
     if A == 0:
@@ -215,14 +269,25 @@ def combine_rows_backward(
     if D == 0:
         return grad_src, grad_gates.zero_()
     check_launchable(_combine_backward_kernel, "src", src)
+
     def grid(meta):
         return (triton.cdiv(A, meta["BLOCK_M"]),)
 
     _combine_backward_kernel[grid](
-        grad_out, token_idx.contiguous(), src, gates.contiguous(), grad_src, grad_gates,
-        A, D,
-        grad_out.stride(0), grad_out.stride(1), src.stride(0), src.stride(1),
-        grad_src.stride(0), grad_src.stride(1),
+        grad_out,
+        token_idx.contiguous(),
+        src,
+        gates.contiguous(),
+        grad_src,
+        grad_gates,
+        A,
+        D,
+        grad_out.stride(0),
+        grad_out.stride(1),
+        src.stride(0),
+        src.stride(1),
+        grad_src.stride(0),
+        grad_src.stride(1),
     )
     return grad_src, grad_gates
 
@@ -234,4 +299,6 @@ def _check_gates(gates: object, rows: int, like: torch.Tensor) -> None:
     if gates.dtype not in (torch.float32, torch.bfloat16, torch.float16):
         raise TypeError(f"gates must be float32, bfloat16 or float16, got {gates.dtype}.")
     if gates.device != like.device:
-        raise ValueError(f"gates are on {gates.device} but the rows are on {like.device}; move them to one device.")
+        raise ValueError(
+            f"gates are on {gates.device} but the rows are on {like.device}; move them to one device."
+        )

@@ -60,14 +60,29 @@ _WGRAD_CONFIGS = [
 @autotune(configs=_MM_CONFIGS, key=["N", "K", "E"])
 @triton.jit
 def _grouped_mm_kernel(
-    x_ptr, w_ptr, b_ptr, y_ptr, offsets_ptr,
-    E, K, N,
-    stride_xm, stride_xk,
-    stride_we, stride_wk, stride_wn,
-    stride_be, stride_bn,
-    stride_ym, stride_yn,
-    HAS_BIAS: tl.constexpr, BLOCK_E: tl.constexpr, DOT_PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    x_ptr,
+    w_ptr,
+    b_ptr,
+    y_ptr,
+    offsets_ptr,
+    E,
+    K,
+    N,
+    stride_xm,
+    stride_xk,
+    stride_we,
+    stride_wk,
+    stride_wn,
+    stride_be,
+    stride_bn,
+    stride_ym,
+    stride_yn,
+    HAS_BIAS: tl.constexpr,
+    BLOCK_E: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
 ):
     """Program ``(m, n)``: row tile ``m`` of the expert that owns it, column tile ``n``."""
     pid_m = tl.program_id(0)
@@ -99,29 +114,54 @@ def _grouped_mm_kernel(
     for k0 in range(0, K, BLOCK_K):
         ks = k0 + tl.arange(0, BLOCK_K)
         k_mask = ks < K
-        a = tl.load(x_ptr + rows[:, None] * stride_xm + ks[None, :] * stride_xk,
-                    mask=row_mask[:, None] & k_mask[None, :], other=0.0)
-        b = tl.load(w_base + ks[:, None] * stride_wk + cols[None, :] * stride_wn,
-                    mask=k_mask[:, None] & col_mask[None, :], other=0.0)
+        a = tl.load(
+            x_ptr + rows[:, None] * stride_xm + ks[None, :] * stride_xk,
+            mask=row_mask[:, None] & k_mask[None, :],
+            other=0.0,
+        )
+        b = tl.load(
+            w_base + ks[:, None] * stride_wk + cols[None, :] * stride_wn,
+            mask=k_mask[:, None] & col_mask[None, :],
+            other=0.0,
+        )
         acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION)
     if HAS_BIAS:
-        bias = tl.load(b_ptr + e.to(tl.int64) * stride_be + cols * stride_bn, mask=col_mask, other=0.0)
+        bias = tl.load(
+            b_ptr + e.to(tl.int64) * stride_be + cols * stride_bn, mask=col_mask, other=0.0
+        )
         acc += bias.to(tl.float32)[None, :]
-    tl.store(y_ptr + rows[:, None] * stride_ym + cols[None, :] * stride_yn,
-             acc.to(y_ptr.dtype.element_ty), mask=row_mask[:, None] & col_mask[None, :])
+    tl.store(
+        y_ptr + rows[:, None] * stride_ym + cols[None, :] * stride_yn,
+        acc.to(y_ptr.dtype.element_ty),
+        mask=row_mask[:, None] & col_mask[None, :],
+    )
 
 
 @autotune(configs=_WGRAD_CONFIGS, key=["N", "K", "E"])
 @triton.jit
 def _grouped_wgrad_kernel(
-    x_ptr, dy_ptr, dw_ptr, db_ptr, offsets_ptr,
-    E, K, N,
-    stride_xm, stride_xk,
-    stride_dym, stride_dyn,
-    stride_dwe, stride_dwk, stride_dwn,
-    stride_dbe, stride_dbn,
-    HAS_BIAS: tl.constexpr, DOT_PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr,
+    x_ptr,
+    dy_ptr,
+    dw_ptr,
+    db_ptr,
+    offsets_ptr,
+    E,
+    K,
+    N,
+    stride_xm,
+    stride_xk,
+    stride_dym,
+    stride_dyn,
+    stride_dwe,
+    stride_dwk,
+    stride_dwn,
+    stride_dbe,
+    stride_dbn,
+    HAS_BIAS: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    BLOCK_N: tl.constexpr,
 ):
     """Program ``(e, kn)``: tile ``kn`` of ``dw[e]``, summing the expert's rows in order."""
     e = tl.program_id(0)
@@ -142,20 +182,32 @@ def _grouped_wgrad_kernel(
     for m0 in range(row_start, row_end, BLOCK_M):
         rows = (m0 + tl.arange(0, BLOCK_M)).to(tl.int64)
         row_mask = rows < row_end
-        xt = tl.load(x_ptr + rows[None, :] * stride_xm + ks[:, None] * stride_xk,
-                     mask=k_mask[:, None] & row_mask[None, :], other=0.0)  # [BLOCK_K, BLOCK_M]
-        dy = tl.load(dy_ptr + rows[:, None] * stride_dym + cols[None, :] * stride_dyn,
-                     mask=row_mask[:, None] & col_mask[None, :], other=0.0)  # [BLOCK_M, BLOCK_N]
+        xt = tl.load(
+            x_ptr + rows[None, :] * stride_xm + ks[:, None] * stride_xk,
+            mask=k_mask[:, None] & row_mask[None, :],
+            other=0.0,
+        )  # [BLOCK_K, BLOCK_M]
+        dy = tl.load(
+            dy_ptr + rows[:, None] * stride_dym + cols[None, :] * stride_dyn,
+            mask=row_mask[:, None] & col_mask[None, :],
+            other=0.0,
+        )  # [BLOCK_M, BLOCK_N]
         acc = tl.dot(xt, dy, acc, input_precision=DOT_PRECISION)
         if HAS_BIAS:
             bias_acc += tl.sum(dy.to(tl.float32), 0)
     e64 = e.to(tl.int64)
-    tl.store(dw_ptr + e64 * stride_dwe + ks[:, None] * stride_dwk + cols[None, :] * stride_dwn,
-             acc.to(dw_ptr.dtype.element_ty), mask=k_mask[:, None] & col_mask[None, :])
+    tl.store(
+        dw_ptr + e64 * stride_dwe + ks[:, None] * stride_dwk + cols[None, :] * stride_dwn,
+        acc.to(dw_ptr.dtype.element_ty),
+        mask=k_mask[:, None] & col_mask[None, :],
+    )
     if HAS_BIAS:
         # every k-tile computed the same column sums; the first one writes them
-        tl.store(db_ptr + e64 * stride_dbe + cols * stride_dbn, bias_acc.to(db_ptr.dtype.element_ty),
-                 mask=col_mask & (pid_k == 0))
+        tl.store(
+            db_ptr + e64 * stride_dbe + cols * stride_dbn,
+            bias_acc.to(db_ptr.dtype.element_ty),
+            mask=col_mask & (pid_k == 0),
+        )
 
 
 def _check_offsets(offsets: torch.Tensor, num_experts: int, like: torch.Tensor) -> None:
@@ -199,7 +251,9 @@ def grouped_mm(
     E, K, N = wk.shape
     if x.shape[1] != K:
         what = "w[e]^T" if transpose_w else "w[e]"
-        raise ValueError(f"x must have shape [A, {K}] to multiply {what} of shape [{K}, {N}], got {tuple(x.shape)}.")
+        raise ValueError(
+            f"x must have shape [A, {K}] to multiply {what} of shape [{K}, {N}], got {tuple(x.shape)}."
+        )
     A = x.shape[0]
     _check_offsets(expert_offsets, E, x)
     if bias is not None:
@@ -212,23 +266,41 @@ def grouped_mm(
         return y
     check_launchable(_grouped_mm_kernel, "x", x)
     b = bias if bias is not None else y  # dummy pointer, never read
+
     def grid(meta):
         return (min(A, A // meta["BLOCK_M"] + E), triton.cdiv(N, meta["BLOCK_N"]))
 
     _grouped_mm_kernel[grid](
-        x, wk, b, y, expert_offsets.contiguous(),
-        E, K, N,
-        x.stride(0), x.stride(1),
-        wk.stride(0), wk.stride(1), wk.stride(2),
-        b.stride(0), b.stride(1),
-        y.stride(0), y.stride(1),
-        HAS_BIAS=bias is not None, BLOCK_E=max(2, triton.next_power_of_2(E)), DOT_PRECISION=_DOT_PRECISION,
+        x,
+        wk,
+        b,
+        y,
+        expert_offsets.contiguous(),
+        E,
+        K,
+        N,
+        x.stride(0),
+        x.stride(1),
+        wk.stride(0),
+        wk.stride(1),
+        wk.stride(2),
+        b.stride(0),
+        b.stride(1),
+        y.stride(0),
+        y.stride(1),
+        HAS_BIAS=bias is not None,
+        BLOCK_E=max(2, triton.next_power_of_2(E)),
+        DOT_PRECISION=_DOT_PRECISION,
     )
     return y
 
 
 def grouped_weight_grad(
-    x: torch.Tensor, dy: torch.Tensor, expert_offsets: torch.Tensor, num_experts: int, with_bias: bool = False
+    x: torch.Tensor,
+    dy: torch.Tensor,
+    expert_offsets: torch.Tensor,
+    num_experts: int,
+    with_bias: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Per-expert ``dw[e] = x[rows of e]^T @ dy[rows of e]`` and, with ``with_bias``, ``db[e]``.
 
@@ -251,7 +323,9 @@ def grouped_weight_grad(
     check_float("x", x, 2)
     check_float("dy", dy, 2, like=x, like_name="x")
     if dy.shape[0] != x.shape[0]:
-        raise ValueError(f"dy must have one row per row of x ({x.shape[0]}), got {tuple(dy.shape)}.")
+        raise ValueError(
+            f"dy must have one row per row of x ({x.shape[0]}), got {tuple(dy.shape)}."
+        )
     E, (A, K), N = num_experts, x.shape, dy.shape[1]
     _check_offsets(expert_offsets, E, x)
     _check_widths(K, N)
@@ -261,21 +335,36 @@ def grouped_weight_grad(
         return dw.zero_(), None if db is None else db.zero_()
     check_launchable(_grouped_wgrad_kernel, "x", x)
     dbp = db if db is not None else dw[0]  # dummy pointer, never written
+
     def grid(meta):
         return (E, triton.cdiv(K, meta["BLOCK_K"]) * triton.cdiv(N, meta["BLOCK_N"]))
 
     _grouped_wgrad_kernel[grid](
-        x, dy, dw, dbp, expert_offsets.contiguous(),
-        E, K, N,
-        x.stride(0), x.stride(1),
-        dy.stride(0), dy.stride(1),
-        dw.stride(0), dw.stride(1), dw.stride(2),
-        dbp.stride(0), dbp.stride(1),
-        HAS_BIAS=with_bias, DOT_PRECISION=_DOT_PRECISION,
+        x,
+        dy,
+        dw,
+        dbp,
+        expert_offsets.contiguous(),
+        E,
+        K,
+        N,
+        x.stride(0),
+        x.stride(1),
+        dy.stride(0),
+        dy.stride(1),
+        dw.stride(0),
+        dw.stride(1),
+        dw.stride(2),
+        dbp.stride(0),
+        dbp.stride(1),
+        HAS_BIAS=with_bias,
+        DOT_PRECISION=_DOT_PRECISION,
     )
     return dw, db
 
 
 def _check_widths(K: int, N: int) -> None:
     if K == 0 or N == 0:
-        raise ValueError(f"the grouped GEMM needs positive widths, got K={K} (input) and N={N} (output).")
+        raise ValueError(
+            f"the grouped GEMM needs positive widths, got K={K} (input) and N={N} (output)."
+        )

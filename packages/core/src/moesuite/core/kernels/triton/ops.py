@@ -42,7 +42,11 @@ def _(src: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 
 @torch.library.custom_op("moesuite::triton_grouped_mm", mutates_args=())
 def _grouped_mm_op(
-    x: torch.Tensor, w: torch.Tensor, expert_offsets: torch.Tensor, bias: torch.Tensor | None, transpose_w: bool
+    x: torch.Tensor,
+    w: torch.Tensor,
+    expert_offsets: torch.Tensor,
+    bias: torch.Tensor | None,
+    transpose_w: bool,
 ) -> torch.Tensor:
     return grouped_mm(x, w, expert_offsets, bias, transpose_w)
 
@@ -54,7 +58,11 @@ def _(x, w, expert_offsets, bias, transpose_w):
 
 @torch.library.custom_op("moesuite::triton_grouped_weight_grad", mutates_args=())
 def _grouped_weight_grad_op(
-    x: torch.Tensor, dy: torch.Tensor, expert_offsets: torch.Tensor, num_experts: int, with_bias: bool
+    x: torch.Tensor,
+    dy: torch.Tensor,
+    expert_offsets: torch.Tensor,
+    num_experts: int,
+    with_bias: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     dw, db = grouped_weight_grad(x, dy, expert_offsets, num_experts, with_bias)
     # custom ops cannot return None: no bias gradient is a [0, N] tensor
@@ -145,7 +153,9 @@ class _Combine(torch.autograd.Function):
 
 
 # ----------------------------------------------------------------------------- public API
-def scatter_rows(x: torch.Tensor, plan: RoutingPlan, table: torch.Tensor | None = None) -> torch.Tensor:
+def scatter_rows(
+    x: torch.Tensor, plan: RoutingPlan, table: torch.Tensor | None = None
+) -> torch.Tensor:
     """Differentiable permute ``[T, d] -> [A, d]`` into the plan's expert order.
 
     ``table`` is :func:`~moesuite.core.kernels.triton.combine.slot_table` of the plan
@@ -211,7 +221,9 @@ def _check_call(x: torch.Tensor, plan: RoutingPlan, weights: ExpertWeights) -> N
     if not isinstance(plan, RoutingPlan):
         raise TypeError(f"plan must be a RoutingPlan, got {type(plan).__name__}.")
     if plan.num_tokens != x.shape[0]:
-        raise ValueError(f"plan routes {plan.num_tokens} tokens but x has {x.shape[0]} rows; route the same x.")
+        raise ValueError(
+            f"plan routes {plan.num_tokens} tokens but x has {x.shape[0]} rows; route the same x."
+        )
     w_in, w_out = weights.w_in, weights.w_out
     if w_in.dim() != 3 or w_out.dim() != 3:
         raise ValueError(
@@ -223,7 +235,9 @@ def _check_call(x: torch.Tensor, plan: RoutingPlan, weights: ExpertWeights) -> N
             f"plan has num_experts={plan.num_experts} but w_in/w_out hold {E}/{w_out.shape[0]} experts."
         )
     if w_in.shape[1] != x.shape[1]:
-        raise ValueError(f"x has width {x.shape[1]} but w_in expects d={w_in.shape[1]} (w_in {tuple(w_in.shape)}).")
+        raise ValueError(
+            f"x has width {x.shape[1]} but w_in expects d={w_in.shape[1]} (w_in {tuple(w_in.shape)})."
+        )
     hidden = w_out.shape[1] * (2 if weights.glu else 1)
     if w_in.shape[2] != hidden:
         what = "2 * H (GLU: gate then up)" if weights.glu else "H"

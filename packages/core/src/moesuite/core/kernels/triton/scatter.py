@@ -32,10 +32,17 @@ __all__ = ["gather_rows"]
 )
 @triton.jit
 def _gather_rows_kernel(
-    src_ptr, index_ptr, out_ptr,
-    R, D,
-    stride_sm, stride_sd, stride_om, stride_od,
-    BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr,
+    src_ptr,
+    index_ptr,
+    out_ptr,
+    R,
+    D,
+    stride_sm,
+    stride_sd,
+    stride_om,
+    stride_od,
+    BLOCK_M: tl.constexpr,
+    BLOCK_D: tl.constexpr,
 ):
     """One program copies a ``[BLOCK_M, BLOCK_D]`` tile of gathered rows."""
     pid_m = tl.program_id(0)
@@ -46,8 +53,14 @@ def _gather_rows_kernel(
     col_mask = cols < D
     src_rows = tl.load(index_ptr + rows, mask=row_mask, other=0).to(tl.int64)
     mask = row_mask[:, None] & col_mask[None, :]
-    vals = tl.load(src_ptr + src_rows[:, None] * stride_sm + cols[None, :] * stride_sd, mask=mask, other=0.0)
-    tl.store(out_ptr + rows.to(tl.int64)[:, None] * stride_om + cols[None, :] * stride_od, vals, mask=mask)
+    vals = tl.load(
+        src_ptr + src_rows[:, None] * stride_sm + cols[None, :] * stride_sd, mask=mask, other=0.0
+    )
+    tl.store(
+        out_ptr + rows.to(tl.int64)[:, None] * stride_om + cols[None, :] * stride_od,
+        vals,
+        mask=mask,
+    )
 
 
 def gather_rows(src: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -70,11 +83,19 @@ def gather_rows(src: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     if R == 0 or D == 0:
         return out
     check_launchable(_gather_rows_kernel, "src", src)
+
     def grid(meta):
         return (triton.cdiv(R, meta["BLOCK_M"]), triton.cdiv(D, meta["BLOCK_D"]))
 
     _gather_rows_kernel[grid](
-        src, index.contiguous(), out, R, D,
-        src.stride(0), src.stride(1), out.stride(0), out.stride(1),
+        src,
+        index.contiguous(),
+        out,
+        R,
+        D,
+        src.stride(0),
+        src.stride(1),
+        out.stride(0),
+        out.stride(1),
     )
     return out
