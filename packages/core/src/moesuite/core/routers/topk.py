@@ -42,6 +42,11 @@ class TopKRouter(Router):
         scale: routed scaling factor applied to the gates.
         lb_weight: weight of the Switch load-balancing loss in ``aux_loss``.
         z_weight: weight of the router z-loss in ``aux_loss``.
+        straight_through: hard gates with a straight-through gradient: in the forward pass
+            every chosen expert's gate is exactly 1 (the expert's output is not scaled), in the
+            backward pass the gate's gradient is that of its score (the softmax or sigmoid
+            probability of the chosen expert), so the router still learns from the task loss
+            (Bengio et al. 2013; AdvMoE's hard top-1 routing). Needs ``normalize=False``.
 
     Examples:
         >>> import torch
@@ -52,6 +57,9 @@ class TopKRouter(Router):
         [2, 2, 2, 2, 2, 2]
         >>> torch.allclose(out.plan.to_dense().sum(1), torch.ones(6))
         True
+        >>> hard = TopKRouter(d_model=8, num_experts=4, k=1, straight_through=True)
+        >>> hard(torch.randn(6, 8)).plan.weight.tolist()
+        [1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
     """
 
     def __init__(
@@ -67,6 +75,7 @@ class TopKRouter(Router):
         scale: float = 1.0,
         lb_weight: float = 1e-2,
         z_weight: float = 1e-3,
+        straight_through: bool = False,
     ):
         super().__init__(d_model, num_experts, k)
         if gating not in _GATINGS:
@@ -76,6 +85,14 @@ class TopKRouter(Router):
         self.gating = gating
         # renormalising a single gate would make it 1.0 and cut the router's task gradient
         self.normalize = k > 1 if normalize is None else normalize
+        if straight_through and normalize:
+            raise ValueError(
+                "straight_through=True makes every chosen gate exactly 1; it cannot be combined "
+                "with normalize=True (leave normalize unset or pass normalize=False)."
+            )
+        self.straight_through = straight_through
+        if straight_through:
+            self.normalize = False
         self.jitter = jitter
         self.scale = scale
         self.lb_weight = lb_weight
@@ -95,6 +112,8 @@ class TopKRouter(Router):
         select = scores if self.balancer is None else scores.detach() + self.balancer.bias
         idx = torch.topk(select, self.k, dim=-1).indices
         gates = scores.gather(-1, idx)
+        if self.straight_through:  # forward value exactly 1, backward d(score)
+            gates = 1.0 + (gates - gates.detach())
         if self.normalize:
             gates = gates / gates.sum(-1, keepdim=True).clamp_min(1e-20)
         gates = gates * self.scale
