@@ -1,4 +1,4 @@
-"""The ```python blocks of the READMEs run as written (docs that cannot rot)."""
+"""The ```python blocks of the READMEs and package docs run as written (docs that cannot rot)."""
 
 import re
 from pathlib import Path
@@ -6,7 +6,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-READMES = [ROOT / "README.md", *sorted((ROOT / "packages").glob("*/README.md"))]
+READMES = [
+    ROOT / "README.md",
+    *sorted((ROOT / "packages").glob("*/README.md")),
+    *sorted((ROOT / "packages").glob("*/docs/*.md")),
+]
 BLOCK = re.compile(r"```python\n(.*?)```", re.S)
 
 
