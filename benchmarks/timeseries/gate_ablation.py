@@ -1,4 +1,4 @@
-"""How much MoHETS's forecast depends on its encoder: test MSE with the learned gate vs a uniform one.
+"""What MoHETS's encoder is worth to its forecast: test MSE with the learned gate vs a uniform one.
 
 The default MoHETS head mixes linear lookback experts with gates that a core router computes
 from the encoder's tokens. Replacing those gates by ``1/E`` for every sequence keeps the
@@ -6,7 +6,7 @@ experts and removes everything the encoder contributes; the gap between the two 
 is what the encoder is worth to the forecast. Also prints the mean gate per expert, the mean
 largest gate and the gates' entropy (normalised by ``log E``).
 
-    python benchmarks/timeseries/gate_ablation.py runs/bench/timeseries/<stamp>/L336/mohets-L336-H96 ...
+    python benchmarks/timeseries/gate_ablation.py runs/bench/timeseries/<run>/L336-seed0/mohets-*
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ import math
 
 import torch
 
-from moesuite.timeseries.training import build_datamodule, load_run, load_table
+from moesuite.timeseries.config import build_datamodule, load_run, load_table
 
 
 def test_mse(model: torch.nn.Module, loader: torch.utils.data.DataLoader) -> float:
     se, n = 0.0, 0
     with torch.no_grad():
         for b in loader:
-            y = model(b["x"], b["z_past"], b["z_future"])
+            y = model.predict(b["x"], b["z_past"], b["z_future"])
             se += float(((y - b["y"]) ** 2).sum())
             n += b["y"].numel()
     return se / n
@@ -54,22 +54,27 @@ def main() -> None:
     args = p.parse_args()
     for run in args.runs:
         cfg, _, model = load_run(run)
-        if getattr(model, "skip_gate", None) is None:
+        if getattr(model, "gate", None) is None:
             raise SystemExit(f"error: {run}: not a MoHETS run with gated lookback experts")
-        loader = torch.utils.data.DataLoader(build_datamodule(cfg, load_table(cfg)).dataset("test"), batch_size=256)
+        test = build_datamodule(cfg, load_table(cfg)).dataset("test")
+        loader = torch.utils.data.DataLoader(test, batch_size=256)
         gates: list[torch.Tensor] = []
-        hook = model.skip_gate.register_forward_hook(lambda m, i, o, gates=gates: gates.append(o.plan.to_dense()))
+        hook = model.gate.register_forward_hook(
+            lambda m, i, o, gates=gates: gates.append(o.plan.to_dense())
+        )
         learned = test_mse(model, loader)
         hook.remove()
-        router, E = model.skip_gate, model.skip.n_experts
-        model.skip_gate = UniformGate(E)
+        router, E = model.gate, model.lookback_head.n_experts
+        model.gate = UniformGate(E)
         uniform = test_mse(model, loader)
-        model.skip_gate = router
+        model.gate = router
         g = torch.cat(gates)
         entropy = float(-(g.clamp_min(1e-12).log() * g).sum(1).mean()) / math.log(E)
-        print(f"{run}: H={cfg.horizon} test MSE {learned:.4f}, uniform gate {uniform:.4f}; mean gate "
-              f"{[round(v, 3) for v in g.mean(0).tolist()]}, mean max {float(g.max(1).values.mean()):.3f}, "
-              f"entropy {entropy:.3f}")
+        mean_gate = [round(v, 3) for v in g.mean(0).tolist()]
+        print(
+            f"{run}: H={cfg.horizon} test MSE {learned:.4f}, uniform gate {uniform:.4f}; mean gate "
+            f"{mean_gate}, mean max {float(g.max(1).values.mean()):.3f}, entropy {entropy:.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -33,12 +33,14 @@ def write_csv(path: Path, n: int = 600, seed: int = 0, **extra_columns) -> Path:
     """An hourly CSV with columns date, a, b, temp (+ extra columns as given)."""
     rng = np.random.default_rng(seed)
     t = np.arange(n)
-    df = pd.DataFrame({
-        "date": pd.date_range("2021-01-01", periods=n, freq="h").strftime("%Y-%m-%d %H:%M:%S"),
-        "a": np.sin(2 * np.pi * t / 24) + 0.1 * rng.normal(size=n),
-        "b": np.cos(2 * np.pi * t / 12) + 0.05 * t / n,
-        "temp": rng.normal(size=n).cumsum() * 0.1,
-    })
+    df = pd.DataFrame(
+        {
+            "date": pd.date_range("2021-01-01", periods=n, freq="h").strftime("%Y-%m-%d %H:%M:%S"),
+            "a": np.sin(2 * np.pi * t / 24) + 0.1 * rng.normal(size=n),
+            "b": np.cos(2 * np.pi * t / 12) + 0.05 * t / n,
+            "temp": rng.normal(size=n).cumsum() * 0.1,
+        }
+    )
     for k, v in extra_columns.items():
         df[k] = v
     df.to_csv(path, index=False)

@@ -34,14 +34,17 @@ def test_missing_values_are_interpolated(tmp_path, csv_writer):
     assert np.isclose(t.values[10, 0], (raw[9] + raw[11]) / 2, atol=1e-5)
 
 
-@pytest.mark.parametrize("case, message", [
-    ("missing", "no such file"),
-    ("no_timestamp", "no timestamp column"),
-    ("non_numeric", "is not numeric"),
-    ("all_nan", "has no values"),
-    ("unknown_target", "no data column 'zzz'"),
-    ("known_not_covariate", "must also be listed in --covariates"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("missing", "no such file"),
+        ("no_timestamp", "no timestamp column"),
+        ("non_numeric", "is not numeric"),
+        ("all_nan", "has no values"),
+        ("unknown_target", "no data column 'zzz'"),
+        ("known_not_covariate", "must also be listed in --covariates"),
+    ],
+)
 def test_bad_csv_inputs_raise_clear_errors(tmp_path, case, message, csv_writer):
     p = csv_writer(tmp_path / "x.csv", n=40)
     kwargs = {}
@@ -72,12 +75,18 @@ def test_etth1_split_rows_match_the_standard_protocol(etth1):
     assert (s.val[1] - s.val[0] - L, s.test[1] - s.test[0] - L) == (2880, 2880)
     assert s.val[0] == 8640 - L and s.test[0] == 8640 + 2880 - L
     # windows per split as in the Informer/PatchTST loaders: rows - L - H + 1
-    assert [len(dm.dataset(k)) for k in ("train", "val", "test")] == [8640 - L - H + 1, 2880 - H + 1, 2880 - H + 1]
+    assert [len(dm.dataset(k)) for k in ("train", "val", "test")] == [
+        8640 - L - H + 1,
+        2880 - H + 1,
+        2880 - H + 1,
+    ]
     # train-statistics scaling: mean 0 / std 1 on the training rows only
     raw = pd.read_csv(etth1).iloc[:8640, 1:].to_numpy()
     assert np.allclose(dm.scaler.mean, raw.mean(0)) and np.allclose(dm.scaler.std, raw.std(0))
     assert np.allclose(dm.values[:8640].mean(0), 0, atol=1e-4)
-    assert not np.allclose(dm.values[8640:].mean(0), 0, atol=1e-2)  # later months drift: not re-fitted
+    assert not np.allclose(
+        dm.values[8640:].mean(0), 0, atol=1e-2
+    )  # later months drift: not re-fitted
     # the first test window's target starts right after the validation range
     first = dm.dataset("test")[0]
     assert np.allclose(first["y"][0].numpy(), dm.values[8640 + 2880])
@@ -98,13 +107,22 @@ def test_windows_are_aligned_and_covariates_ordered():
     row = dm.window_start_row("val", 5)
     assert np.allclose(item["x"].numpy(), dm.values[row : row + 48])
     assert np.allclose(item["y"].numpy(), dm.values[row + 48 : row + 72])
-    assert dm.covariate_names == ["driver", "hour", "weekday", "monthday", "yearday"] and dm.n_known == 4
+    assert (
+        dm.covariate_names == ["driver", "hour", "weekday", "monthday", "yearday"]
+        and dm.n_known == 4
+    )
     assert np.allclose(item["z_future"].numpy(), dm.covariates[row + 48 : row + 72, 1:])
 
 
 def _table(values, cov, known):
-    return SeriesTable(pd.date_range("2020-01-01", periods=len(values), freq="h"), values, ["y0", "y1"],
-                       cov, ["u", "k"], known_covariates=known)
+    return SeriesTable(
+        pd.date_range("2020-01-01", periods=len(values), freq="h"),
+        values,
+        ["y0", "y1"],
+        cov,
+        ["u", "k"],
+        known_covariates=known,
+    )
 
 
 def test_no_future_target_or_unknown_covariate_reaches_a_window():
@@ -131,4 +149,6 @@ def test_no_future_target_or_unknown_covariate_reaches_a_window():
     unflagged = ForecastDataModule(_table(values, c3, []), lookback=L, horizon=H, protocol="ratio")
     assert unflagged.n_known == 4  # calendar only
     ref = ForecastDataModule(_table(values, cov, []), lookback=L, horizon=H, protocol="ratio")
-    assert np.allclose(unflagged.dataset("test")[i]["z_future"].numpy(), ref.dataset("test")[i]["z_future"].numpy())
+    assert np.allclose(
+        unflagged.dataset("test")[i]["z_future"].numpy(), ref.dataset("test")[i]["z_future"].numpy()
+    )

@@ -1,13 +1,14 @@
-"""``moesuite timeseries`` (also ``moesuite-timeseries``): train, eval, forecast, compare.
+"""``moesuite timeseries`` (also ``moesuite-timeseries``): train, eval, compare, list, forecast.
 
 Examples::
 
-    moesuite timeseries train                                   # MoHETS on the built-in generator
+    moesuite timeseries list
+    moesuite timeseries train mohets                            # built-in generator
     moesuite timeseries train dlinear --data ETTh1.csv --lookback 336 --horizon 96
-    moesuite timeseries train mohets --data my.csv --target OT --covariates temp,load --known-covariates load
+    moesuite timeseries train --resume runs/timeseries/mohets/<timestamp>
     moesuite timeseries eval runs/timeseries/mohets/<timestamp> --data other.csv
     moesuite timeseries forecast runs/timeseries/mohets/<timestamp> --data recent.csv
-    moesuite timeseries compare --models naive,dlinear,patchtst,mohets --data ETTh1.csv --horizons 96,192
+    moesuite timeseries compare --model naive --model dlinear --data ETTh1.csv --horizon 96
 """
 
 from __future__ import annotations
@@ -19,85 +20,238 @@ import typer
 
 from moesuite.core.cli.common import (
     DataOption,
+    DeviceOption,
+    DevicesOption,
     EpochsOption,
-    OutOption,
+    ExpertsOption,
+    ModelArg,
     QuietOption,
+    ResumeOption,
+    RunArg,
     SeedOption,
+    StrategyOption,
+    data_option,
+    lightning_kwargs,
+    out_option,
     typer_factory,
 )
 
 __all__ = ["app", "main"]
 
-app = typer_factory("timeseries", "MoHETS long-horizon forecasting (Mixture of Heterogeneous Experts) and baselines.")
+app = typer_factory(
+    "timeseries",
+    "Long-horizon forecasting with a Mixture of Heterogeneous Experts, and its baselines.",
+)
 
-ModelArg = Annotated[str, typer.Argument(help="Model: mohets, mohets-nocov, mohets-mlp, mohets-flatten, patchtst, dlinear, naive, seasonal-naive.")]
+#: what `train` builds without a MODEL, and `compare` compares without --model
+DEFAULT_MODEL = "mohets"
+DEFAULT_COMPARISON = ("naive", "dlinear", "patchtst", "mohets")
+
 LookbackOption = Annotated[int, typer.Option("--lookback", min=1, help="Input length L.")]
 HorizonOption = Annotated[int, typer.Option("--horizon", min=1, help="Forecast length H.")]
-TargetOption = Annotated[str, typer.Option("--target", help="'all' or comma-separated target columns.")]
-CovariatesOption = Annotated[str | None, typer.Option("--covariates", help="Comma-separated covariate columns (inputs, not forecast).")]
-KnownOption = Annotated[str | None, typer.Option("--known-covariates", help="Covariates whose future values are known (subset of --covariates).")]
-ThreadsOption = Annotated[int, typer.Option("--threads", min=1, help="torch threads while training (1 is fastest for small models on a shared CPU).")]
-TimestampOption = Annotated[str | None, typer.Option("--timestamp", help="Timestamp column (default: date/timestamp/datetime/time/ds).")]
+HorizonsOption = Annotated[
+    list[int] | None,
+    typer.Option("--horizon", min=1, help="A forecast length H; repeat for several [default: 24]."),
+]
+TargetOption = Annotated[
+    str, typer.Option("--target", help="'all' or comma-separated target columns.")
+]
+CovariatesOption = Annotated[
+    str | None,
+    typer.Option("--covariates", help="Comma-separated covariate columns (inputs, not forecast)."),
+]
+KnownOption = Annotated[
+    str | None,
+    typer.Option(
+        "--known-covariates",
+        help="Covariates whose future values are known (a subset of --covariates).",
+    ),
+]
+TimestampOption = Annotated[
+    str | None,
+    typer.Option(
+        "--timestamp", help="Timestamp column (default: date/timestamp/datetime/time/ds)."
+    ),
+]
+NoCalendarOption = Annotated[
+    bool, typer.Option("--no-calendar", help="Do not add calendar covariates.")
+]
+BatchSizeOption = Annotated[
+    int, typer.Option("--batch-size", min=1, help="Training batch size (per device).")
+]
+LrOption = Annotated[float, typer.Option("--lr", min=0.0, help="Peak learning rate.")]
+LimitBatchesOption = Annotated[
+    int | None,
+    typer.Option("--limit-train-batches", min=1, help="Training batches per epoch (default: all)."),
+]
+DModelOption = Annotated[
+    int | None,
+    typer.Option("--d-model", min=1, help="Token width of the patch-encoder models."),
+]
+ThreadsOption = Annotated[
+    int,
+    typer.Option(
+        "--threads",
+        min=1,
+        help="torch threads while the command runs (1 is fastest for these small models on a "
+        "shared CPU).",
+    ),
+]
+RunDataOption = data_option(
+    "CSV with the run's columns (default: the data the run was trained on)."
+)
+TrainDataOption = data_option(
+    "Your own CSV (a timestamp column and numeric columns); the built-in generator if omitted."
+)
+TrainOutOption = out_option(
+    "Run directory to create (default: runs/timeseries/<model>/<timestamp>)."
+)
+EvalOutOption = out_option("Directory to write (default: runs/timeseries/eval/<timestamp>).")
+ForecastOutOption = out_option(
+    "Directory for forecast.csv and its plot (default: runs/timeseries/forecast/<timestamp>)."
+)
+CompareOutOption = out_option(
+    "Directory for the table, plot and every run (default: runs/timeseries/compare/<timestamp>)."
+)
+CompareModelsOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--model",
+        help="A model to include; repeat for several (default: the README benchmark's models; "
+        "`list` shows every name).",
+    ),
+]
+EvalQuietOption = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]
 
 
-def _parse_ints(text: str, name: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise ValueError(f"{name} must be comma-separated integers, got {text!r}.") from None
-    if not values or min(values) < 1:
-        raise ValueError(f"{name} must list positive integers, got {text!r}.")
-    return values
+@app.command("list")
+def list_models() -> None:
+    """List the models with what each one is."""
+    from moesuite.timeseries.models import MODELS
+
+    helps = MODELS.help()
+    width = max(map(len, helps))
+    for name, text in helps.items():
+        typer.echo(f"{name:<{width}}  {text}")
 
 
 @app.command()
 def train(
-    model: ModelArg = "mohets",
-    data: DataOption = None,
+    ctx: typer.Context,
+    model: ModelArg = None,
+    data: TrainDataOption = None,
     lookback: LookbackOption = 96,
     horizon: HorizonOption = 24,
     target: TargetOption = "all",
     covariates: CovariatesOption = None,
     known_covariates: KnownOption = None,
     timestamp: TimestampOption = None,
-    no_calendar: Annotated[bool, typer.Option("--no-calendar", help="Do not add calendar covariates.")] = False,
+    no_calendar: NoCalendarOption = False,
     epochs: EpochsOption = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Training batch size.")] = 64,
-    lr: Annotated[float, typer.Option("--lr", min=0.0, help="Peak learning rate.")] = 1e-3,
-    limit_train_batches: Annotated[int | None, typer.Option("--limit-train-batches", min=1, help="Batches per epoch.")] = None,
-    d_model: Annotated[int | None, typer.Option("--d-model", min=1, help="Token width (MoHETS/PatchTST).")] = None,
+    batch_size: BatchSizeOption = 64,
+    lr: LrOption = 1e-3,
+    limit_train_batches: LimitBatchesOption = None,
+    d_model: DModelOption = None,
+    experts: ExpertsOption = None,
     threads: ThreadsOption = 1,
     seed: SeedOption = 0,
-    out: OutOption = None,
+    device: DeviceOption = "auto",
+    devices: DevicesOption = "auto",
+    strategy: StrategyOption = "auto",
+    resume: ResumeOption = None,
+    out: TrainOutOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Train a forecaster (default: MoHETS on the built-in generator) and write a run directory."""
-    from moesuite.timeseries.training import TrainConfig, train_forecaster
+    """Train MODEL (default: the package's own system) and write a run directory.
 
-    cfg = TrainConfig(
-        model=model, data=str(data) if data else None, target=target, covariates=covariates,
-        known_covariates=known_covariates, timestamp=timestamp, calendar=not no_calendar, lookback=lookback,
-        horizon=horizon, epochs=epochs or TrainConfig.epochs, batch_size=batch_size, lr=lr,
-        limit_train_batches=limit_train_batches, seed=seed, model_options={"d_model": d_model}, threads=threads,
+    With --resume RUN, continue an interrupted run in place: its config.json rebuilds the model
+    and the data, so only --device/--devices/--strategy/--threads/--quiet may be given with it.
+    """
+    from moesuite.timeseries.training import (
+        ForecastTrainConfig,
+        resume_forecaster,
+        train_forecaster,
     )
-    result = train_forecaster(cfg, out=out, progress=not quiet)
-    t = result.metrics["test"]
-    typer.echo(f"{model} on {result.metrics['data']} (L={lookback}, H={horizon}): test MSE {t['mse']:.4f}  "
-               f"MAE {t['mae']:.4f}  params {result.metrics['parameters']}  ({result.seconds:.0f} s)")
+
+    lightning = lightning_kwargs(device, devices, strategy)
+    try:
+        if resume is not None:
+            _check_resume(ctx, resume, model)
+            result = resume_forecaster(resume, progress=not quiet, lightning=lightning)
+        else:
+            cfg = ForecastTrainConfig(
+                model=model or DEFAULT_MODEL,
+                data=str(data) if data else None,
+                target=target,
+                covariates=covariates,
+                known_covariates=known_covariates,
+                timestamp=timestamp,
+                calendar=not no_calendar,
+                lookback=lookback,
+                horizon=horizon,
+                epochs=epochs or ForecastTrainConfig.epochs,
+                batch_size=batch_size,
+                lr=lr,
+                limit_train_batches=limit_train_batches,
+                seed=seed,
+                model_options={"d_model": d_model, "num_experts": experts},
+                threads=threads,
+            )
+            result = train_forecaster(cfg, out=out, progress=not quiet, lightning=lightning)
+    except (KeyboardInterrupt, SystemExit):
+        typer.echo(
+            "interrupted: continue with `moesuite timeseries train --resume RUN` (RUN: the run "
+            "directory, marked INTERRUPTED)",
+            err=True,
+        )
+        raise typer.Exit(130) from None
+    if not result.metrics:  # a DDP worker process: rank 0 reports
+        return
+    m, t = result.metrics, result.metrics["test"]
+    typer.echo(
+        f"{m['model']} on {m['data']} (L={m['lookback']}, H={m['horizon']}): test MSE "
+        f"{t['mse']:.4f}  MAE {t['mae']:.4f}  params {m['parameters']}  ({result.seconds:.0f} s)"
+    )
     typer.echo(f"run directory: {result.run_dir}")
+
+
+#: what `train --resume` may be given: how to run, not what to train
+_RESUME_OPTIONS = {"ctx", "model", "resume", "threads", "device", "devices", "strategy", "quiet"}
+
+
+def _check_resume(ctx: typer.Context, resume: Path, model: str | None) -> None:
+    from moesuite.core.training import read_json
+
+    given = [
+        f"--{name.replace('_', '-')}"
+        for name in ctx.params
+        if name not in _RESUME_OPTIONS
+        and getattr(ctx.get_parameter_source(name), "name", "") == "COMMANDLINE"
+    ]
+    if given:
+        raise ValueError(
+            f"--resume continues {resume} as it was configured; drop {', '.join(given)}."
+        )
+    trained = read_json(Path(resume) / "config.json").get("model")
+    if model is not None and model != trained:
+        raise ValueError(f"--resume {resume} is a {trained!r} run, not {model!r}.")
 
 
 @app.command("eval")
 def evaluate(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `train`.")],
-    data: DataOption = None,
+    run: RunArg,
+    data: RunDataOption = None,
     split: Annotated[str, typer.Option("--split", help="train, val or test.")] = "test",
-    out: OutOption = None,
+    threads: ThreadsOption = 1,
+    out: EvalOutOption = None,
+    quiet: EvalQuietOption = False,
 ) -> None:
-    """Evaluate a trained run on a CSV (default: its training data) and split; writes a run directory."""
-    from moesuite.timeseries.inference import evaluate_run
+    """Evaluate a trained run on a split of its data or of another CSV; writes a directory."""
+    from moesuite.core.training import torch_threads
+    from moesuite.timeseries.evaluate import evaluate_run
 
-    path, metrics = evaluate_run(run_dir, data=data, split=split, out=out)
+    with torch_threads(threads):
+        path, metrics = evaluate_run(run, data=data, split=split, out=out, progress=not quiet)
     m = metrics[split]
     typer.echo(f"{split} MSE {m['mse']:.4f}  MAE {m['mae']:.4f}  ({metrics['windows']} windows)")
     typer.echo(f"run directory: {path}")
@@ -105,59 +259,72 @@ def evaluate(
 
 @app.command()
 def forecast(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `train`.")],
-    data: DataOption = None,
-    horizon: Annotated[int | None, typer.Option("--horizon", min=1, help="Steps to forecast (default: the run's).")] = None,
-    out: OutOption = None,
+    run: RunArg,
+    data: RunDataOption = None,
+    horizon: Annotated[
+        int | None,
+        typer.Option("--horizon", min=1, help="Steps to forecast (default: the run's horizon)."),
+    ] = None,
+    threads: ThreadsOption = 1,
+    out: ForecastOutOption = None,
 ) -> None:
-    """Forecast past the last row of a CSV; writes forecast.csv and a plot."""
-    from moesuite.timeseries.inference import forecast_run
+    """Forecast past the last row of a CSV; writes forecast.csv (original units) and a plot."""
+    from moesuite.core.training import torch_threads
+    from moesuite.timeseries.forecast import forecast_run
 
-    path, frame = forecast_run(run_dir, data=data, horizon=horizon, out=out)
-    typer.echo(f"forecast of {len(frame)} steps ({frame.iloc[0, 0]} .. {frame.iloc[-1, 0]}): {path / 'forecast.csv'}")
+    with torch_threads(threads):
+        path, frame = forecast_run(run, data=data, horizon=horizon, out=out)
+    typer.echo(
+        f"forecast of {len(frame)} steps ({frame.iloc[0, 0]} .. {frame.iloc[-1, 0]}): "
+        f"{path / 'forecast.csv'}"
+    )
 
 
 @app.command()
 def compare(
-    models: Annotated[str, typer.Option("--models", help="Comma-separated model names.")] = "naive,dlinear,patchtst,mohets",
+    models: CompareModelsOption = None,
     data: DataOption = None,
     lookback: LookbackOption = 96,
-    horizons: Annotated[str, typer.Option("--horizons", help="Comma-separated horizons.")] = "24",
+    horizons: HorizonsOption = None,
     target: TargetOption = "all",
     covariates: CovariatesOption = None,
     known_covariates: KnownOption = None,
     epochs: EpochsOption = None,
-    limit_train_batches: Annotated[int | None, typer.Option("--limit-train-batches", min=1, help="Batches per epoch.")] = None,
-    d_model: Annotated[int | None, typer.Option("--d-model", min=1, help="Token width (MoHETS/PatchTST).")] = None,
+    limit_train_batches: LimitBatchesOption = None,
+    d_model: DModelOption = None,
+    experts: ExpertsOption = None,
     threads: ThreadsOption = 1,
     seed: SeedOption = 0,
-    out: OutOption = None,
+    device: DeviceOption = "auto",
+    out: CompareOutOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Train and test several models on the same data, splits and budget; one table and plot."""
-    from moesuite.core.training import default_run_path, run_directory
-    from moesuite.timeseries.compare import average_rows, compare_models, format_table
-    from moesuite.timeseries.plots import plot_comparison
-    from moesuite.timeseries.training import TrainConfig
+    """Train and test several models on the same data, splits and budget: one table and plot."""
+    from moesuite.timeseries.training import ForecastTrainConfig, run_comparison
 
-    names = [m.strip() for m in models.split(",") if m.strip()]
-    hs = _parse_ints(horizons, "--horizons")
-    base = TrainConfig(
-        data=str(data) if data else None, target=target, covariates=covariates, known_covariates=known_covariates,
-        lookback=lookback, horizon=max(hs), epochs=epochs or TrainConfig.epochs,
-        limit_train_batches=limit_train_batches, seed=seed,
-        model_options={"d_model": d_model} if d_model else {}, threads=threads,
+    hs = horizons or [24]
+    options = {"d_model": d_model, "num_experts": experts}
+    base = ForecastTrainConfig(
+        data=str(data) if data else None,
+        target=target,
+        covariates=covariates,
+        known_covariates=known_covariates,
+        lookback=lookback,
+        horizon=max(hs),
+        epochs=epochs or ForecastTrainConfig.epochs,
+        limit_train_batches=limit_train_batches,
+        seed=seed,
+        model_options={k: v for k, v in options.items() if v is not None},
+        threads=threads,
     )
-    path = out or default_run_path("runs", "timeseries", "compare")
-    with run_directory(path) as run:
-        rows = compare_models(names, base, hs, run.path / "runs", progress=not quiet, jsonl=run.file("results.jsonl"))
-        for r in rows:  # point at the final directory, not the temporary one being written
-            r["run_dir"] = str(Path(path) / Path(r["run_dir"]).relative_to(run.path))
-        table = format_table(rows)
-        run.write_config({"command": "compare", "models": names, "horizons": hs, "base": base})
-        run.write_metrics({"rows": rows, "average": average_rows(rows)})
-        run.file("table.md").write_text(table + "\n")
-        plot_comparison(rows, run.plot_path("comparison_mse"), title=f"test MSE, lookback {lookback}")
+    path, table = run_comparison(
+        models or list(DEFAULT_COMPARISON),
+        base,
+        hs,
+        out=out,
+        progress=not quiet,
+        lightning=lightning_kwargs(device),
+    )
     typer.echo(table)
     typer.echo(f"run directory: {path}")
 
@@ -165,3 +332,7 @@ def compare(
 def main() -> None:
     """Console-script entry point (``moesuite-timeseries``)."""
     app()
+
+
+if __name__ == "__main__":  # `python -m moesuite.timeseries.cli`, as DDP re-launches it
+    main()

@@ -22,7 +22,11 @@ def _plt():
 
 
 def plot_forecasts(
-    windows: Sequence[dict[str, np.ndarray]], path: str | Path, channel: int = -1, channel_name: str = "", title: str = ""
+    windows: Sequence[dict[str, np.ndarray]],
+    path: str | Path,
+    channel: int = -1,
+    channel_name: str = "",
+    title: str = "",
 ) -> Path:
     """One panel per window: lookback, truth and forecast of one channel.
 
@@ -39,7 +43,9 @@ def plot_forecasts(
         L, H = len(w["x"]), len(w["y"])
         ax.plot(np.arange(L), w["x"][:, channel], color="0.4", lw=1, label="input")
         ax.plot(np.arange(L, L + H), w["y"][:, channel], color="k", lw=1, label="truth")
-        ax.plot(np.arange(L, L + H), w["pred"][:, channel], color="tab:red", lw=1.2, label="forecast")
+        ax.plot(
+            np.arange(L, L + H), w["pred"][:, channel], color="tab:red", lw=1.2, label="forecast"
+        )
         ax.axvline(L - 0.5, color="0.7", ls="--", lw=0.8)
         ax.set_ylabel(channel_name or f"channel {channel}")
     axes[0, 0].legend(loc="upper left", fontsize=8)
@@ -48,7 +54,9 @@ def plot_forecasts(
     return save_figure(fig, path, dpi=100)
 
 
-def plot_expert_usage_by_position(routing: Mapping[str, np.ndarray], path: str | Path, title: str = "") -> Path:
+def plot_expert_usage_by_position(
+    routing: Mapping[str, np.ndarray], path: str | Path, title: str = ""
+) -> Path:
     """Heatmaps, one per MoE layer: fraction of each patch position's assignments per expert."""
     if not routing:
         raise ValueError("routing is empty: the model has no MoE layers.")
@@ -71,7 +79,9 @@ def plot_expert_usage_by_position(routing: Mapping[str, np.ndarray], path: str |
     return path
 
 
-def plot_comparison(rows: Sequence[Mapping[str, object]], path: str | Path, metric: str = "mse", title: str = "") -> Path:
+def plot_comparison(
+    rows: Sequence[Mapping[str, object]], path: str | Path, metric: str = "mse", title: str = ""
+) -> Path:
     """Grouped bars: ``metric`` per horizon (groups) and model (bars), from result rows."""
     plt = _plt()
     models = list(dict.fromkeys(str(r["model"]) for r in rows))
@@ -79,8 +89,13 @@ def plot_comparison(rows: Sequence[Mapping[str, object]], path: str | Path, metr
     width = 0.8 / max(len(models), 1)
     fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(horizons) * max(1, len(models) / 3), 3.8))
     for i, m in enumerate(models):
-        vals = [next((float(r[metric]) for r in rows if r["model"] == m and int(r["horizon"]) == h), np.nan)  # type: ignore[call-overload,arg-type]
-                for h in horizons]
+        vals = [
+            next(
+                (float(r[metric]) for r in rows if r["model"] == m and int(r["horizon"]) == h),
+                np.nan,
+            )  # type: ignore[call-overload,arg-type]
+            for h in horizons
+        ]
         ax.bar(np.arange(len(horizons)) + i * width, vals, width, label=m)
     ax.set_xticks(np.arange(len(horizons)) + width * (len(models) - 1) / 2)
     ax.set_xticklabels([f"H={h}" for h in horizons])

@@ -15,6 +15,8 @@ last ``Ck`` columns of ``z_past`` are the columns of ``z_future``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import lightning as L
 import numpy as np
 import torch
@@ -37,7 +39,9 @@ class WindowDataset(Dataset):
         n_known: ``Ck``, how many trailing covariate columns are known in the future.
     """
 
-    def __init__(self, values: np.ndarray, covariates: np.ndarray, lookback: int, horizon: int, n_known: int):
+    def __init__(
+        self, values: np.ndarray, covariates: np.ndarray, lookback: int, horizon: int, n_known: int
+    ):
         self.values = torch.as_tensor(values, dtype=torch.float32)
         self.covariates = torch.as_tensor(covariates, dtype=torch.float32)
         self.lookback, self.horizon, self.n_known = lookback, horizon, n_known
@@ -123,8 +127,12 @@ class ForecastDataModule(L.LightningDataModule):
         self.covariate_names: list[str] = names
         self.n_known = n_known
         self.values = self.scaler.transform(table.values)
-        self.covariates = np.concatenate(blocks, 1) if blocks else np.zeros((len(table), 0), np.float32)
+        self.covariates = (
+            np.concatenate(blocks, 1) if blocks else np.zeros((len(table), 0), np.float32)
+        )
         self.datasets: dict[str, WindowDataset] = {}
+        self._shuffle_state: torch.Tensor | None = None
+        self._generator: torch.Generator | None = None
 
     @property
     def n_channels(self) -> int:
@@ -141,7 +149,11 @@ class ForecastDataModule(L.LightningDataModule):
         if split not in self.datasets:
             start, stop = self.split.rows(split)
             self.datasets[split] = WindowDataset(
-                self.values[start:stop], self.covariates[start:stop], self.lookback, self.horizon, self.n_known
+                self.values[start:stop],
+                self.covariates[start:stop],
+                self.lookback,
+                self.horizon,
+                self.n_known,
             )
         return self.datasets[split]
 
@@ -154,8 +166,29 @@ class ForecastDataModule(L.LightningDataModule):
             self.dataset(split)
 
     def train_dataloader(self) -> DataLoader:
-        g = torch.Generator().manual_seed(self.seed)
-        return DataLoader(self.dataset("train"), batch_size=self.batch_size, shuffle=True, drop_last=False, generator=g)
+        """Shuffled training windows; the shuffling generator resumes from a checkpoint."""
+        self._generator = torch.Generator().manual_seed(self.seed)
+        if self._shuffle_state is not None:
+            self._generator.set_state(self._shuffle_state)
+        return DataLoader(
+            self.dataset("train"),
+            batch_size=self.batch_size,
+            shuffle=True,
+            drop_last=False,
+            generator=self._generator,
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        """The shuffling generator's state.
+
+        Lightning saves it in checkpoints, so ``--resume`` draws the same batches as the
+        uninterrupted run would.
+        """
+        return {"shuffle_state": self._generator.get_state()} if self._generator else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` before the training loader is built."""
+        self._shuffle_state = state_dict.get("shuffle_state")
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.dataset("val"), batch_size=2 * self.batch_size)

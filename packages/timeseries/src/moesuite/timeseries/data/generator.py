@@ -68,7 +68,9 @@ def make_synthetic(
     values = np.zeros((n_steps, n_channels))
     for c in range(n_channels):
         slope = rng.normal(0, 1.0) / n_steps
-        trend = slope * t + 0.5 * np.sin(2 * np.pi * t / (n_steps * rng.uniform(0.5, 1.5)) + rng.uniform(0, 6.3))
+        trend = slope * t + 0.5 * np.sin(
+            2 * np.pi * t / (n_steps * rng.uniform(0.5, 1.5)) + rng.uniform(0, 6.3)
+        )
         period_c = rng.choice([12.0, 8.0, 36.0])
         season = (
             amp[regimes, c] * np.sin(2 * np.pi * t / 24 + rng.uniform(0, 6.3))
@@ -76,9 +78,15 @@ def make_synthetic(
             + 0.3 * np.sin(2 * np.pi * t / period_c + rng.uniform(0, 6.3))
         )
         beta = rng.uniform(0.5, 1.0) * rng.choice([-1.0, 1.0])
-        values[:, c] = trend + season + level[regimes, c] + beta * lagged + rng.normal(0, noise, n_steps)
+        values[:, c] = (
+            trend + season + level[regimes, c] + beta * lagged + rng.normal(0, noise, n_steps)
+        )
     return SeriesTable(
         timestamps=pd.date_range(start, periods=n_steps, freq="h"),
-        values=values, columns=[f"ch{c}" for c in range(n_channels)],
-        covariates=driver[:, None], covariate_columns=["driver"], known_covariates=[], name="synthetic",
+        values=values,
+        columns=[f"ch{c}" for c in range(n_channels)],
+        covariates=driver[:, None],
+        covariate_columns=["driver"],
+        known_covariates=[],
+        name="synthetic",
     )

@@ -51,7 +51,9 @@ def detect_protocol(name: str) -> str:
     return "ratio"
 
 
-def split_borders(n_rows: int, lookback: int, horizon: int, protocol: str = "ratio", name: str = "") -> Split:
+def split_borders(
+    n_rows: int, lookback: int, horizon: int, protocol: str = "ratio", name: str = ""
+) -> Split:
     """Row ranges of the standard splits.
 
     Args:
@@ -80,23 +82,26 @@ def split_borders(n_rows: int, lookback: int, horizon: int, protocol: str = "rat
         b_train, b_val, b_test = 12 * per_month, 16 * per_month, 20 * per_month
         if n_rows < b_test:
             raise ValueError(
-                f"the {protocol} protocol needs {b_test} rows (12/4/4 months), the data has {n_rows}; "
-                "use --protocol ratio."
+                f"the {protocol} protocol needs {b_test} rows (12/4/4 months), the data has "
+                f"{n_rows}; use --protocol ratio."
             )
     else:
         n_train, n_test = int(n_rows * 0.7), int(n_rows * 0.2)
         b_train, b_val, b_test = n_train, n_rows - n_test, n_rows
     split = Split(
-        train=(0, b_train), val=(b_train - lookback, b_val), test=(b_val - lookback, b_test), protocol=protocol
+        train=(0, b_train),
+        val=(b_train - lookback, b_val),
+        test=(b_val - lookback, b_test),
+        protocol=protocol,
     )
     need = lookback + horizon
     for part in ("train", "val", "test"):
         start, stop = split.rows(part)
         if start < 0 or stop - start < need:
             raise ValueError(
-                f"too few rows: the {part} split has {stop - max(start, 0)} rows of {n_rows} but lookback + "
-                f"horizon = {lookback} + {horizon} = {need} are needed per window; use more rows or a "
-                "shorter --lookback/--horizon."
+                f"too few rows: the {part} split has {stop - max(start, 0)} rows of {n_rows} but "
+                f"lookback + horizon = {lookback} + {horizon} = {need} are needed per window; use "
+                "more rows or a shorter --lookback/--horizon."
             )
     return split
 

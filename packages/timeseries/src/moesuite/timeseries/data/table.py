@@ -59,12 +59,16 @@ class SeriesTable:
                 f"({self.covariates.shape[0]}) must have the same number of rows."
             )
         if len(self.columns) != self.values.shape[1]:
-            raise ValueError(f"columns has {len(self.columns)} names for {self.values.shape[1]} value columns.")
+            raise ValueError(
+                f"columns has {len(self.columns)} names for {self.values.shape[1]} value columns."
+            )
         if len(self.covariate_columns) != self.covariates.shape[1]:
             raise ValueError("covariate_columns must name every covariate column.")
         unknown = sorted(set(self.known_covariates) - set(self.covariate_columns))
         if unknown:
-            raise ValueError(f"known_covariates {unknown} are not covariate columns {self.covariate_columns}.")
+            raise ValueError(
+                f"known_covariates {unknown} are not covariate columns {self.covariate_columns}."
+            )
 
     def __len__(self) -> int:
         return self.values.shape[0]
@@ -78,7 +82,9 @@ class SeriesTable:
 def _find_timestamp(df: pd.DataFrame, path: Path, timestamp: str | None) -> str:
     if timestamp is not None:
         if timestamp not in df.columns:
-            raise ValueError(f"{path}: no column {timestamp!r} for --timestamp; columns are {list(df.columns)}.")
+            raise ValueError(
+                f"{path}: no column {timestamp!r} for --timestamp; columns are {list(df.columns)}."
+            )
         return timestamp
     lower = {str(c).lower(): c for c in df.columns}
     for name in TIMESTAMP_NAMES:
@@ -126,35 +132,50 @@ def load_csv(
     Examples:
         >>> import tempfile, pathlib
         >>> p = pathlib.Path(tempfile.mkdtemp()) / "tiny.csv"
-        >>> _ = p.write_text("date,a,b\n2020-01-01 00:00,1,2\n2020-01-01 01:00,,4\n2020-01-01 02:00,3,6\n")
+        >>> rows = ["date,a,b", "2020-01-01 00:00,1,2", "2020-01-01 01:00,,4"]
+        >>> rows.append("2020-01-01 02:00,3,6")
+        >>> _ = p.write_text("\n".join(rows) + "\n")
         >>> t = load_csv(p, covariates="b")
         >>> t.columns, t.covariate_columns, t.values[:, 0].tolist()
         (['a'], ['b'], [1.0, 2.0, 3.0])
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file (expected a CSV with a timestamp column and numeric columns).")
+        raise FileNotFoundError(
+            f"{path}: no such file (expected a CSV with a timestamp column and numeric columns)."
+        )
     try:
         df = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]}).") from None
     if len(df) < 2:
-        raise ValueError(f"{path}: {len(df)} data rows; a time series needs many rows (at least lookback + horizon).")
+        raise ValueError(
+            f"{path}: {len(df)} data rows; a time series needs at least lookback + horizon rows."
+        )
     ts_col = _find_timestamp(df, path, timestamp)
     try:
         stamps = pd.DatetimeIndex(pd.to_datetime(df[ts_col], format="mixed"))
     except (ValueError, TypeError) as exc:
-        raise ValueError(f"{path}: column {ts_col!r} is not parseable as timestamps ({exc}).") from None
+        raise ValueError(
+            f"{path}: column {ts_col!r} is not parseable as timestamps ({exc})."
+        ) from None
     if stamps.hasnans:
-        raise ValueError(f"{path}: column {ts_col!r} has {int(stamps.isna().sum())} missing timestamps.")
+        raise ValueError(
+            f"{path}: column {ts_col!r} has {int(stamps.isna().sum())} missing timestamps."
+        )
     if not stamps.is_monotonic_increasing or stamps.has_duplicates:
-        raise ValueError(f"{path}: timestamps in {ts_col!r} must be strictly increasing (sort the file, drop duplicates).")
+        raise ValueError(
+            f"{path}: timestamps in {ts_col!r} must be strictly increasing "
+            "(sort the file, drop duplicates)."
+        )
     others = [c for c in df.columns if c != ts_col]
     cov = _parse_columns(covariates)
     known = _parse_columns(known_covariates)
     bad_known = sorted(set(known) - set(cov))
     if bad_known:
-        raise ValueError(f"--known-covariates {bad_known} must also be listed in --covariates {cov}.")
+        raise ValueError(
+            f"--known-covariates {bad_known} must also be listed in --covariates {cov}."
+        )
     tgt = [c for c in others if c not in cov] if target == "all" else _parse_columns(target)
     for c in [*tgt, *cov]:
         if c not in df.columns or c == ts_col:
@@ -163,7 +184,9 @@ def load_csv(
         raise ValueError(f"{path}: no target column left (target={target!r}, covariates={cov}).")
     overlap = sorted(set(tgt) & set(cov))
     if overlap:
-        raise ValueError(f"columns {overlap} are both target and covariate; a column is one or the other.")
+        raise ValueError(
+            f"columns {overlap} are both target and covariate; a column is one or the other."
+        )
 
     def numeric(cols: list[str]) -> np.ndarray:
         out = np.zeros((len(df), len(cols)), np.float64)
@@ -172,15 +195,25 @@ def load_csv(
             n_bad = int(col.isna().sum() - df[c].isna().sum())
             if n_bad:
                 example = df[c][col.isna() & df[c].notna()].iloc[0]
-                raise ValueError(f"{path}: column {c!r} is not numeric ({n_bad} values like {example!r}); expected numbers.")
+                raise ValueError(
+                    f"{path}: column {c!r} is not numeric ({n_bad} values like {example!r}); "
+                    "expected numbers."
+                )
             if col.isna().all():
-                raise ValueError(f"{path}: column {c!r} has no values (all missing); drop it or fill it.")
+                raise ValueError(
+                    f"{path}: column {c!r} has no values (all missing); drop it or fill it."
+                )
             out[:, j] = col.interpolate(limit_direction="both").to_numpy()
         return out
 
     return SeriesTable(
-        timestamps=stamps, values=numeric(tgt), columns=tgt, covariates=numeric(cov),
-        covariate_columns=cov, known_covariates=known, name=path.stem,
+        timestamps=stamps,
+        values=numeric(tgt),
+        columns=tgt,
+        covariates=numeric(cov),
+        covariate_columns=cov,
+        known_covariates=known,
+        name=path.stem,
     )
 
 

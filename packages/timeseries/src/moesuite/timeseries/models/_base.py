@@ -1,4 +1,11 @@
-"""The interface every forecaster shares: ``forward(x, z_past, z_future, horizon) -> [B, H, C]``."""
+"""What every forecaster shares: the interface, the model registry and the forecast-of helper.
+
+A forecaster maps ``x [B, L, C]`` (with optional covariates ``z_past [B, L, Cz]`` and
+``z_future [B, H, Ck]``) to ``[B, H, C]``. A model with routers returns a
+:class:`~moesuite.core.output.MoEOutput` (the forecast and every router's output, aux losses
+included); a model without routers returns the forecast tensor. :func:`as_moe_output` gives
+both the same shape for the training step and the evaluation.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,25 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["Forecaster"]
+from moesuite.core.output import MoEOutput
+from moesuite.core.registry import Registry
+
+__all__ = ["Forecaster", "MODELS", "as_moe_output"]
+
+#: every forecaster by name (``MODELS.list()``, ``MODELS.help()``); see :func:`create_model`
+MODELS: Registry[nn.Module] = Registry("model")
+
+
+def as_moe_output(out: torch.Tensor | MoEOutput) -> MoEOutput:
+    """A forecaster's return value as a :class:`MoEOutput` (no routing for plain tensors).
+
+    Examples:
+        >>> import torch
+        >>> out = as_moe_output(torch.zeros(2, 3, 1))
+        >>> tuple(out.output.shape), out.routing, float(out.aux_loss)
+        ((2, 3, 1), [], 0.0)
+    """
+    return out if isinstance(out, MoEOutput) else MoEOutput(out, [])
 
 
 class Forecaster(nn.Module):
@@ -20,7 +45,7 @@ class Forecaster(nn.Module):
 
     uses_covariates: bool = False
     trainable: bool = True
-    #: the conv-decoder models forecast any horizon from one set of weights
+    #: one set of weights forecasts any horizon (no weight depends on ``H``)
     any_horizon: bool = False
 
     def _store_config(self, local_vars: dict[str, Any]) -> None:
@@ -30,12 +55,30 @@ class Forecaster(nn.Module):
         """The constructor arguments (``type(model)(**model.get_config())`` rebuilds it)."""
         return dict(self._config)
 
-    def check_inputs(self, x: torch.Tensor, z_past: torch.Tensor | None = None, z_future: torch.Tensor | None = None) -> None:
+    def predict(
+        self,
+        x: torch.Tensor,
+        z_past: torch.Tensor | None = None,
+        z_future: torch.Tensor | None = None,
+        horizon: int | None = None,
+    ) -> torch.Tensor:
+        """The forecast ``[B, H, C]`` alone (without the routing a model with routers returns)."""
+        return as_moe_output(self(x, z_past, z_future, horizon)).output
+
+    def check_inputs(
+        self,
+        x: torch.Tensor,
+        z_past: torch.Tensor | None = None,
+        z_future: torch.Tensor | None = None,
+    ) -> None:
         """Raise ``ValueError`` on shapes that do not match the model."""
         if x.dim() != 3 or x.shape[1] != self.lookback or x.shape[2] != self.n_channels:
             raise ValueError(
-                f"x must be [B, lookback={self.lookback}, channels={self.n_channels}], got {tuple(x.shape)}."
+                f"x must be [B, lookback={self.lookback}, channels={self.n_channels}], "
+                f"got {tuple(x.shape)}."
             )
         n_cov = getattr(self, "n_covariates", 0)
         if self.uses_covariates and z_past is not None and z_past.shape[-1] != n_cov:
-            raise ValueError(f"z_past must have {n_cov} covariate columns, got {tuple(z_past.shape)}.")
+            raise ValueError(
+                f"z_past must have {n_cov} covariate columns, got {tuple(z_past.shape)}."
+            )

@@ -5,13 +5,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from moesuite.timeseries.models._base import Forecaster
+from moesuite.timeseries.models._base import MODELS, Forecaster
 
 __all__ = ["DLinear"]
 
 
+@MODELS.register("dlinear", help="DLinear: moving-average decomposition + two linear maps")
 class DLinear(Forecaster):
-    """``y = W_s seasonal + W_t trend`` with ``trend = moving_average(x)`` and ``seasonal = x - trend``.
+    """``y = W_s seasonal + W_t trend``, ``trend = moving_average(x)``, ``seasonal = x - trend``.
 
     The published configuration: kernel 25 with replicate padding, weights shared across
     channels (``individual=False``), no instance normalisation; covariates are not used.
@@ -33,10 +34,24 @@ class DLinear(Forecaster):
         (3, 12, 2)
     """
 
-    def __init__(self, n_channels: int, lookback: int, horizon: int, kernel_size: int = 25, individual: bool = False):
+    def __init__(
+        self,
+        n_channels: int,
+        lookback: int,
+        horizon: int,
+        kernel_size: int = 25,
+        individual: bool = False,
+    ):
         super().__init__()
-        self._store_config({"n_channels": n_channels, "lookback": lookback, "horizon": horizon,
-                            "kernel_size": kernel_size, "individual": individual})
+        self._store_config(
+            {
+                "n_channels": n_channels,
+                "lookback": lookback,
+                "horizon": horizon,
+                "kernel_size": kernel_size,
+                "individual": individual,
+            }
+        )
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be a positive odd int, got {kernel_size}.")
         self.n_channels, self.lookback, self.horizon = n_channels, lookback, horizon
@@ -51,17 +66,32 @@ class DLinear(Forecaster):
         """``x [B, L, C] -> (seasonal, trend)``, each ``[B, L, C]``."""
         half = (self.kernel_size - 1) // 2
         padded = torch.cat([x[:, :1].expand(-1, half, -1), x, x[:, -1:].expand(-1, half, -1)], 1)
-        trend = nn.functional.avg_pool1d(padded.transpose(1, 2), self.kernel_size, stride=1).transpose(1, 2)
+        trend = nn.functional.avg_pool1d(
+            padded.transpose(1, 2), self.kernel_size, stride=1
+        ).transpose(1, 2)
         return x - trend, trend
 
-    def forward(self, x: torch.Tensor, z_past: torch.Tensor | None = None, z_future: torch.Tensor | None = None,
-                horizon: int | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        z_past: torch.Tensor | None = None,
+        z_future: torch.Tensor | None = None,
+        horizon: int | None = None,
+    ) -> torch.Tensor:
         self.check_inputs(x)
         if horizon is not None and horizon > self.horizon:
-            raise ValueError(f"DLinear forecasts at most horizon={self.horizon} steps, asked for {horizon}.")
+            raise ValueError(
+                f"DLinear forecasts at most horizon={self.horizon} steps, asked for {horizon}."
+            )
         seasonal, trend = (t.transpose(1, 2) for t in self.decompose(x))  # [B, C, L]
         if self.individual:
-            y = torch.stack([self.seasonal[c](seasonal[:, c]) + self.trend[c](trend[:, c]) for c in range(self.n_channels)], 1)
+            y = torch.stack(
+                [
+                    self.seasonal[c](seasonal[:, c]) + self.trend[c](trend[:, c])
+                    for c in range(self.n_channels)
+                ],
+                1,
+            )
         else:
             y = self.seasonal[0](seasonal) + self.trend[0](trend)
         return y.transpose(1, 2)[:, : horizon or self.horizon]

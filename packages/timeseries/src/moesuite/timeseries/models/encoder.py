@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from moesuite.core.layer import MoELayer
+from moesuite.core.routers import RouterOutput
 
 __all__ = ["num_patches", "patchify", "sinusoidal_positions", "PatchEmbedding", "EncoderBlock"]
 
@@ -20,12 +21,14 @@ __all__ = ["num_patches", "patchify", "sinusoidal_positions", "PatchEmbedding", 
 def num_patches(length: int, patch_len: int, stride: int) -> int:
     """Patches of a series of ``length`` with end padding of ``stride`` (PatchTST)."""
     if length < patch_len:
-        raise ValueError(f"lookback {length} is shorter than patch_len {patch_len}; use a longer --lookback.")
+        raise ValueError(
+            f"lookback {length} is shorter than patch_len {patch_len}; use a longer --lookback."
+        )
     return (length - patch_len) // stride + 2
 
 
 def patchify(x: torch.Tensor, patch_len: int, stride: int) -> torch.Tensor:
-    """``x [..., T] -> [..., N, P]`` with the PatchTST end padding (last value repeated ``stride`` times).
+    """``x [..., T] -> [..., N, P]`` with PatchTST's end padding (the last value ``stride`` times).
 
     Examples:
         >>> import torch
@@ -39,7 +42,11 @@ def patchify(x: torch.Tensor, patch_len: int, stride: int) -> torch.Tensor:
 def sinusoidal_positions(positions: torch.Tensor, d_model: int) -> torch.Tensor:
     """Fixed sine/cosine encodings ``[len(positions), d_model]`` (Vaswani et al.)."""
     half = d_model // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=positions.device) / max(half, 1))
+    freqs = torch.exp(
+        -math.log(10000.0)
+        * torch.arange(half, dtype=torch.float32, device=positions.device)
+        / max(half, 1)
+    )
     angles = positions.float()[:, None] * freqs[None]
     enc = torch.cat([torch.sin(angles), torch.cos(angles)], -1)
     return nn.functional.pad(enc, (0, d_model - enc.shape[-1]))
@@ -72,11 +79,15 @@ class EncoderBlock(nn.Module):
     Args:
         d_model: token width.
         n_heads: attention heads.
-        ffn: the feed-forward part: a :class:`MoELayer` (MoHE) or any ``[..., d] -> [..., d]`` module.
+        ffn: the feed-forward part: a :class:`MoELayer` (MoHE) or any ``[..., d] -> [..., d]``
+            module.
         cross_attention: build the cross-attention sub-layer (skipped at run time when no
             covariate tokens are given).
         dropout: dropout on every residual branch.
         attn_dropout: dropout on attention weights (0 as in PatchTST; it is costly on CPU).
+
+    Returns:
+        The new tokens and the MoE layer's router output (``None`` with a dense FFN).
 
     Shapes:
         ``h [B * C, N, d]``, ``memory [B, K, d] | None -> [B * C, N, d]``: the ``C`` channel
@@ -84,20 +95,33 @@ class EncoderBlock(nn.Module):
         in one call (the same as per-channel cross-attention, without copying the memory).
     """
 
-    def __init__(self, d_model: int, n_heads: int, ffn: nn.Module, cross_attention: bool = False, dropout: float = 0.1,
-                 attn_dropout: float = 0.0):
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        ffn: nn.Module,
+        cross_attention: bool = False,
+        dropout: float = 0.1,
+        attn_dropout: float = 0.0,
+    ):
         super().__init__()
         self.norm_sa = nn.LayerNorm(d_model)
-        self.self_attn = nn.MultiheadAttention(d_model, n_heads, dropout=attn_dropout, batch_first=True)
+        self.self_attn = nn.MultiheadAttention(
+            d_model, n_heads, dropout=attn_dropout, batch_first=True
+        )
         self.cross_attention = cross_attention
         if cross_attention:
             self.norm_ca = nn.LayerNorm(d_model)
-            self.cross_attn = nn.MultiheadAttention(d_model, n_heads, dropout=attn_dropout, batch_first=True)
+            self.cross_attn = nn.MultiheadAttention(
+                d_model, n_heads, dropout=attn_dropout, batch_first=True
+            )
         self.norm_ff = nn.LayerNorm(d_model)
         self.ffn = ffn
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, h: torch.Tensor, memory: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, h: torch.Tensor, memory: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, RouterOutput | None]:
         a = self.norm_sa(h)
         h = h + self.drop(self.self_attn(a, a, a, need_weights=False)[0])
         if self.cross_attention and memory is not None and memory.shape[1] > 0:
@@ -106,6 +130,7 @@ class EncoderBlock(nn.Module):
             ca = self.cross_attn(q, memory, memory, need_weights=False)[0]
             h = h + self.drop(ca.reshape(-1, N, d))
         f = self.ffn(self.norm_ff(h))
+        routing = None
         if isinstance(self.ffn, MoELayer):
-            f = f[0]
-        return h + self.drop(f)
+            f, routing = f
+        return h + self.drop(f), routing

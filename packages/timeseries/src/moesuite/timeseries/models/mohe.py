@@ -3,14 +3,12 @@
 Everything about routing and dispatch is the core's: the layer is a
 :class:`moesuite.core.layer.MoELayer` with a core router (token-choice top-k by default, so a
 token's route depends on that token only) and a :class:`moesuite.core.experts.ExpertList` of
-the experts below (or :class:`~moesuite.core.experts.GroupedExperts` for the homogeneous MLP
-ablation). This module only defines the expert networks.
+the experts below. This module defines the expert networks and the router factory.
 
 Reading of the abstract (the paper's text is not available): "Fourier-based experts" are
 Fourier-feature MLPs ``W_out [sin(W x + b), cos(W x + b)]`` with learnable frequencies and
 phases, each expert's frequencies initialised in its own band (low to high) so the experts
-differ from the start; option ``expert="spectral"`` uses a spectral filter (rFFT over the hidden
-vector, learnable complex weights on the lowest modes, irFFT) instead.
+differ from the start.
 """
 
 from __future__ import annotations
@@ -23,12 +21,10 @@ import torch
 from torch import nn
 
 from moesuite.core import routers
-from moesuite.core.experts import ExpertList, GroupedExperts
+from moesuite.core.experts import ExpertList
 from moesuite.core.layer import MoELayer
 
-__all__ = ["FourierExpert", "SpectralExpert", "DepthwiseConvExpert", "build_mohe_layer", "EXPERT_KINDS"]
-
-EXPERT_KINDS = ("fourier", "spectral", "mlp")
+__all__ = ["FourierExpert", "DepthwiseConvExpert", "build_mohe_layer", "create_forecast_router"]
 
 
 class FourierExpert(nn.Module):
@@ -59,34 +55,6 @@ class FourierExpert(nn.Module):
         return self.out(torch.cat([torch.sin(h), torch.cos(h)], -1))
 
 
-class SpectralExpert(nn.Module):
-    """Spectral filter over the token's hidden vector: ``irfft(W * rfft(x)[:modes])`` + a read-out.
-
-    Args:
-        d_model: token width ``d``.
-        n_modes: lowest rFFT modes kept (the rest are zeroed).
-
-    Examples:
-        >>> import torch
-        >>> tuple(SpectralExpert(8, 3)(torch.randn(5, 8)).shape)
-        (5, 8)
-    """
-
-    def __init__(self, d_model: int, n_modes: int):
-        super().__init__()
-        n_modes = min(n_modes, d_model // 2 + 1)
-        self.d_model, self.n_modes = d_model, n_modes
-        self.weight = nn.Parameter(torch.randn(n_modes, 2) / math.sqrt(2 * n_modes) + torch.tensor([1.0, 0.0]))
-        self.out = nn.Linear(d_model, d_model)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        spec = torch.fft.rfft(x, dim=-1)
-        w = torch.view_as_complex(self.weight.contiguous())
-        filtered = torch.zeros_like(spec)
-        filtered[..., : self.n_modes] = spec[..., : self.n_modes] * w
-        return self.out(torch.nn.functional.gelu(torch.fft.irfft(filtered, n=self.d_model, dim=-1)))
-
-
 class DepthwiseConvExpert(nn.Module):
     """The shared expert: depthwise 1-D convolution along the patch axis, then a pointwise map.
 
@@ -110,7 +78,9 @@ class DepthwiseConvExpert(nn.Module):
         super().__init__()
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be a positive odd int, got {kernel_size}.")
-        self.conv = nn.Conv1d(d_model, d_model, kernel_size, padding=kernel_size // 2, groups=d_model)
+        self.conv = nn.Conv1d(
+            d_model, d_model, kernel_size, padding=kernel_size // 2, groups=d_model
+        )
         self.act = nn.GELU()
         self.pointwise = nn.Linear(d_model, d_model)
 
@@ -123,7 +93,9 @@ class DepthwiseConvExpert(nn.Module):
         return y.squeeze(1) if squeeze else y
 
 
-def create_forecast_router(name: str, d_model: int, num_experts: int, k: int, **cfg: Any) -> routers.Router:
+def create_forecast_router(
+    name: str, d_model: int, num_experts: int, k: int, **cfg: Any
+) -> routers.Router:
     """A core router for a forecaster: causal routers only, ``k`` where the router takes one.
 
     A forecast must depend on its own window only, so non-causal routers (``expert_choice``,
@@ -136,8 +108,10 @@ def create_forecast_router(name: str, d_model: int, num_experts: int, k: int, **
     """
     cls = routers.get_router_class(name)
     if not cls.causal:
-        raise ValueError(f"router {name!r} is not causal (a window's forecast would depend on the other "
-                         f"windows of its batch); use a token-choice router such as 'topk'.")
+        raise ValueError(
+            f"router {name!r} is not causal (a window's forecast would depend on the other "
+            f"windows of its batch); use a token-choice router such as 'topk'."
+        )
     accepted = inspect.signature(cls.__init__).parameters
     cfg = {key: v for key, v in {"k": k, **cfg}.items() if key in accepted}
     return routers.create(name, d_model=d_model, num_experts=num_experts, **cfg)
@@ -148,7 +122,6 @@ def build_mohe_layer(
     d_ff: int,
     num_experts: int = 4,
     top_k: int = 2,
-    expert: str = "fourier",
     router: str = "topk",
     conv_kernel: int = 3,
     shared_expert: bool = True,
@@ -163,7 +136,6 @@ def build_mohe_layer(
         d_ff: hidden width of each routed expert (Fourier: ``d_ff / 2`` frequencies).
         num_experts: routed experts ``E``.
         top_k: experts per token.
-        expert: ``fourier`` (default), ``spectral`` or ``mlp`` (homogeneous GELU MLPs, the ablation).
         router: a core router name (token-choice ones keep each token's route independent of
             other samples; ``expert_choice`` would not).
         conv_kernel: kernel of the shared depthwise-conv expert.
@@ -180,17 +152,13 @@ def build_mohe_layer(
         >>> tuple(y.shape), out.plan.num_tokens
         ((3, 5, 8), 15)
     """
-    if expert not in EXPERT_KINDS:
-        raise ValueError(f"expert must be one of {EXPERT_KINDS}, got {expert!r}.")
-    if expert == "mlp":
-        experts: nn.Module = GroupedExperts(num_experts, d_model, d_ff, activation="gelu", bias=True)
-    elif expert == "fourier":
-        lo, hi = band_range
-        scales = [lo * (hi / lo) ** (e / max(num_experts - 1, 1)) for e in range(num_experts)]
-        experts = ExpertList([FourierExpert(d_model, max(d_ff // 2, 1), s) for s in scales], d_model=d_model)
-    else:
-        modes = [max(1, (d_model // 2 + 1) * (e + 1) // num_experts) for e in range(num_experts)]
-        experts = ExpertList([SpectralExpert(d_model, m) for m in modes], d_model=d_model)
-    r = create_forecast_router(router, d_model, num_experts, top_k, lb_weight=lb_weight, z_weight=z_weight)
+    lo, hi = band_range
+    scales = [lo * (hi / lo) ** (e / max(num_experts - 1, 1)) for e in range(num_experts)]
+    experts = ExpertList(
+        [FourierExpert(d_model, max(d_ff // 2, 1), s) for s in scales], d_model=d_model
+    )
+    r = create_forecast_router(
+        router, d_model, num_experts, top_k, lb_weight=lb_weight, z_weight=z_weight
+    )
     shared = DepthwiseConvExpert(d_model, conv_kernel) if shared_expert else None
     return MoELayer(r, experts, shared_experts=shared)

@@ -1,14 +1,15 @@
-"""Parameter-free baselines: repeat the last value, or repeat the last season."""
+"""The naive forecast: repeat the last value (the parameter-free floor every model must beat)."""
 
 from __future__ import annotations
 
 import torch
 
-from moesuite.timeseries.models._base import Forecaster
+from moesuite.timeseries.models._base import MODELS, Forecaster
 
-__all__ = ["NaiveForecaster", "SeasonalNaiveForecaster"]
+__all__ = ["NaiveForecaster"]
 
 
+@MODELS.register("naive", help="repeat the last value")
 class NaiveForecaster(Forecaster):
     """``y[t + h] = x[t]`` for every step of the horizon.
 
@@ -26,35 +27,12 @@ class NaiveForecaster(Forecaster):
         self._store_config({"n_channels": n_channels, "lookback": lookback, "horizon": horizon})
         self.n_channels, self.lookback, self.horizon = n_channels, lookback, horizon
 
-    def forward(self, x: torch.Tensor, z_past: torch.Tensor | None = None, z_future: torch.Tensor | None = None,
-                horizon: int | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        z_past: torch.Tensor | None = None,
+        z_future: torch.Tensor | None = None,
+        horizon: int | None = None,
+    ) -> torch.Tensor:
         self.check_inputs(x)
         return x[:, -1:].expand(-1, horizon or self.horizon, -1).clone()
-
-
-class SeasonalNaiveForecaster(Forecaster):
-    """``y[t + h] = x[t + h - m * ceil(h / m)]``: the last full season repeated (period ``m``).
-
-    Examples:
-        >>> import torch
-        >>> x = torch.arange(6.0).reshape(1, 6, 1)
-        >>> SeasonalNaiveForecaster(1, 6, 5, period=3)(x).flatten().tolist()
-        [3.0, 4.0, 5.0, 3.0, 4.0]
-    """
-
-    trainable = False
-    any_horizon = True
-
-    def __init__(self, n_channels: int, lookback: int, horizon: int, period: int = 24):
-        super().__init__()
-        self._store_config({"n_channels": n_channels, "lookback": lookback, "horizon": horizon, "period": period})
-        if not 1 <= period <= lookback:
-            raise ValueError(f"period must be between 1 and lookback={lookback}, got {period}.")
-        self.n_channels, self.lookback, self.horizon, self.period = n_channels, lookback, horizon, period
-
-    def forward(self, x: torch.Tensor, z_past: torch.Tensor | None = None, z_future: torch.Tensor | None = None,
-                horizon: int | None = None) -> torch.Tensor:
-        self.check_inputs(x)
-        H = horizon or self.horizon
-        idx = self.lookback - self.period + torch.arange(H, device=x.device) % self.period
-        return x[:, idx]

@@ -1,0 +1,168 @@
+"""A training run's settings, and what rebuilds its data and model from them or from its run.
+
+:class:`ForecastTrainConfig` is saved in every run's ``config.json``; :func:`load_table`,
+:func:`build_datamodule` and :func:`build_model` turn it into the data and the model, and
+:func:`load_run` rebuilds a trained model from a run directory (for ``eval``, ``forecast`` and
+``train --resume``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from moesuite.core.training import INTERRUPTED, read_json
+from moesuite.timeseries.data import ForecastDataModule, SeriesTable, load_csv, make_synthetic
+from moesuite.timeseries.models import MODELS, Forecaster, create_model
+
+__all__ = [
+    "ForecastTrainConfig",
+    "LOSSES",
+    "load_table",
+    "build_datamodule",
+    "build_model",
+    "n_parameters",
+    "load_run",
+]
+
+LOSSES = ("mse", "mae", "huber")
+
+
+@dataclass(kw_only=True)
+class ForecastTrainConfig:
+    """Everything a training run needs (saved as ``config.json["train"]``).
+
+    Attributes:
+        model: registered model name (``moesuite.timeseries.models.MODELS.list()``).
+        data: CSV path; ``None`` uses the built-in generator.
+        target: ``"all"`` or comma-separated target columns.
+        covariates: comma-separated covariate columns (not forecast).
+        known_covariates: covariates whose future values are known (subset of ``covariates``).
+        timestamp: timestamp column (auto-detected when ``None``).
+        calendar: add calendar covariates from the timestamps (known in the future).
+        protocol: split protocol (``auto``: ETT 12/4/4 months for ETT files, else 70/10/20).
+        lookback: input length ``L``.
+        horizon: forecast length ``H``.
+        epochs: maximum epochs.
+        patience: early-stopping patience on the validation loss (``None``: off).
+        batch_size: training batch size (per device under DDP).
+        lr: peak learning rate (cosine schedule).
+        weight_decay: AdamW weight decay.
+        loss: ``mse``, ``mae`` or ``huber`` on the standardised scale.
+        limit_train_batches: cap on training batches per epoch (``None``: all).
+        limit_val_batches: cap on validation batches (``None``: all).
+        seed: seed for initialisation and batching.
+        synthetic_steps: rows of the generated series (generator only).
+        synthetic_channels: channels of the generated series (generator only).
+        model_options: model constructor overrides (``None`` values keep model defaults).
+        threads: torch intra-op threads while this run trains and evaluates (restored
+            afterwards; ``None`` keeps torch's setting). Small models on a shared CPU run
+            fastest with 1: more threads spin against other processes.
+    """
+
+    model: str = "mohets"
+    data: str | None = None
+    target: str = "all"
+    covariates: str | None = None
+    known_covariates: str | None = None
+    timestamp: str | None = None
+    calendar: bool = True
+    protocol: str = "auto"
+    lookback: int = 96
+    horizon: int = 24
+    epochs: int = 6
+    patience: int | None = 3
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    loss: str = "mse"
+    limit_train_batches: int | float | None = None
+    limit_val_batches: int | float | None = None
+    seed: int = 0
+    synthetic_steps: int = 3000
+    synthetic_channels: int = 4
+    model_options: dict[str, Any] = field(default_factory=dict)
+    threads: int | None = 1
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}.")
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}.")
+        if self.data is not None:
+            self.data = str(self.data)
+
+
+def load_table(cfg: ForecastTrainConfig, data: str | Path | None = None) -> SeriesTable:
+    """The CSV named by ``data`` (or ``cfg.data``) read with ``cfg``'s columns, or the generator."""
+    path = data if data is not None else cfg.data
+    if path is None:
+        return make_synthetic(cfg.synthetic_steps, cfg.synthetic_channels, seed=0)
+    return load_csv(
+        path,
+        target=cfg.target,
+        covariates=cfg.covariates,
+        known_covariates=cfg.known_covariates,
+        timestamp=cfg.timestamp,
+    )
+
+
+def build_datamodule(cfg: ForecastTrainConfig, table: SeriesTable) -> ForecastDataModule:
+    """Windows of ``table`` as ``cfg`` describes them."""
+    return ForecastDataModule(
+        table,
+        lookback=cfg.lookback,
+        horizon=cfg.horizon,
+        protocol=cfg.protocol,
+        batch_size=cfg.batch_size,
+        covariates=True,
+        calendar=cfg.calendar,
+        seed=cfg.seed,
+    )
+
+
+def build_model(cfg: ForecastTrainConfig, dm: ForecastDataModule) -> Forecaster:
+    """The model ``cfg`` names, sized for ``dm``'s channels, covariates and windows."""
+    return create_model(
+        cfg.model,
+        n_channels=dm.n_channels,
+        lookback=cfg.lookback,
+        horizon=cfg.horizon,
+        n_covariates=dm.n_covariates,
+        n_known=dm.n_known,
+        **cfg.model_options,
+    )
+
+
+def n_parameters(model: nn.Module) -> int:
+    """Trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def load_run(run_dir: str | Path) -> tuple[ForecastTrainConfig, dict[str, Any], Forecaster]:
+    """Rebuild a trained model from its run directory: ``(config, config.json, model)``."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(
+            f"{run_dir}: no such run directory (expected the --out of a `train` run)."
+        )
+    config = read_json(run_dir / "config.json")
+    weights = run_dir / "checkpoints" / "model.pt"
+    if "train" not in config or not weights.is_file():
+        hint = (
+            " (interrupted: continue it with `train --resume`)"
+            if (run_dir / INTERRUPTED).is_file()
+            else ""
+        )
+        raise FileNotFoundError(
+            f"{weights}: missing; {run_dir} is not a finished timeseries `train` run{hint}."
+        )
+    cfg = ForecastTrainConfig(**config["train"])
+    model = MODELS.get(config["model"]).obj(**config["model_config"])
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    model.eval()
+    return cfg, config, model
