@@ -1,90 +1,118 @@
-"""Markdown table + plots from the benchmark's JSON lines (``bench_streaming.py --table``)."""
+"""``results/streaming.md`` and the README's two figures from one run's JSON lines.
+
+Called by ``bench_streaming.py --table``. Every table is built from the rows of one run id
+only (the accuracy table from ``streaming.jsonl``, the paired-throughput table from
+``throughput.jsonl``), and says which run and commit it shows.
+"""
 
 from __future__ import annotations
 
+import gzip
 import json
+import math
 from collections import defaultdict
 from pathlib import Path
 
-# DriftMoE's expert-usage plots are written for these streams only (one abrupt drift family
-# with many classes, one with two), at every stream length
-EXPERT_PLOT_STREAMS = ("led_abrupt", "sea_abrupt")
+# the README's figures: windowed accuracy of every model and MoE-Data's expert usage on LED
+# with abrupt drifts (ten classes, where the experts visibly take turns between drifts)
+FIGURE_STREAM = "led_abrupt"
+FIGURE_MODEL = "driftmoe-data"
 ORDER = ["driftmoe-data", "driftmoe-data-fast", "driftmoe-task", "ht", "hat", "arf", "srp", "lb"]
+# the models every synthetic stream must have for the mean-accuracy row
+MEAN_OVER = ("driftmoe-data", "ht", "hat", "arf")
 
 
-def load(path: Path) -> list[dict]:
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    latest: dict[tuple, dict] = {}
-    for r in rows:  # the last run of a (stream, model, n) wins
-        latest[(r["stream"], r["model"], r["requested_n"])] = r
-    return list(latest.values())
-
-
-def write_report(path: Path, out_dir: Path) -> None:
-    from moesuite.streaming.plots import plot_expert_usage, plot_windowed_accuracy
-
-    rows = load(path)
-    by_n: dict[int, list[dict]] = defaultdict(list)
-    for r in rows:
-        by_n[r["requested_n"]].append(r)
-    for n, group in sorted(by_n.items()):
-        table = defaultdict(dict)
-        for r in group:
-            table[r["stream"]][r["model"]] = r
-        models = [m for m in ORDER if any(m in t for t in table.values())]
-        print(f"\n#### {n:,} instances per stream (real streams: their full length or {n:,})\n")
-        print("Cells: prequential accuracy % / Cohen's kappa / throughput (instances/s, this process, "
-              "not paired; see the paired table for ratios).\n")
-        print("| stream | " + " | ".join(models) + " |")
-        print("|---|" + "---|" * len(models))
-        core = [m for m in ("driftmoe-data", "ht", "hat", "arf") if m in models]
-        kind = {s: next(iter(t.values()))["kind"] for s, t in table.items()}
-        complete = [s for s in sorted(table) if kind[s] == "synthetic" and all(m in table[s] for m in core)]
-        for stream in sorted(table, key=lambda s: (kind[s] != "synthetic", s)):
-            t = table[stream]
-            cells = ["-" if m not in t else
-                     f"{100 * t[m]['accuracy']:.2f} / {t[m]['kappa']:.2f} / {t[m]['throughput']:,.0f}" for m in models]
-            print(f"| {stream} | " + " | ".join(cells) + " |")
-        with_task = [s for s in complete if "driftmoe-task" in table[s]]
-        for label, streams in (("", complete), (" that also have driftmoe-task", with_task)):
-            if not streams or (label and len(streams) == len(complete)):
-                continue
-            cells = []
-            for m in models:
-                accs = [table[s][m]["accuracy"] for s in streams if m in table[s]]
-                cells.append(f"**{100 * sum(accs) / len(accs):.2f}**" if len(accs) == len(streams)
-                             else f"({len(accs)} of {len(streams)} streams)")
-            print(f"| **mean accuracy, {len(streams)} synthetic streams{label}** | " + " | ".join(cells) + " |")
-        # plots: windowed accuracy per stream, DriftMoE's expert usage on EXPERT_PLOT_STREAMS
-        for stream, t in table.items():
-            curves = {m: [tuple(w) for w in t[m]["windows"]] for m in models if m in t}
-            drift_points = next(iter(t.values()))["drift_points"]
-            plot_windowed_accuracy(curves, out_dir / f"{stream}_{n}_accuracy.png", drift_points,
-                                   title=f"{stream} ({n:,}): windowed accuracy")
-            for m in ("driftmoe-data", "driftmoe-task"):
-                if stream in EXPERT_PLOT_STREAMS and m in t and t[m].get("expert_usage"):
-                    plot_expert_usage(t[m]["expert_usage"], out_dir / f"{stream}_{n}_{m}_experts.png",
-                                      t[m]["window"], drift_points, title=f"{m} on {stream}: expert usage")
-
-
-def write_throughput_report(path: Path) -> None:
-    """Paired throughput tables (``bench_throughput.py``), one per ``--n``: inst/s and ratio to ARF."""
+def _lines(path: Path) -> list[dict]:
     if not path.is_file():
-        return
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    for n in sorted({r["n"] for r in rows}):
-        _throughput_table([r for r in rows if r["n"] == n])
+        return []
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
 
 
-def _throughput_table(rows: list[dict]) -> None:
+def _one_run(rows: list[dict], run_id: str | None, what: Path) -> tuple[str, list[dict]]:
+    ids = sorted({r.get("run_id", "?") for r in rows})
+    if run_id is None:
+        run_id = rows[-1].get("run_id", "?") if rows else None
+    picked = [r for r in rows if r.get("run_id") == run_id]
+    if not picked:
+        raise SystemExit(f"{what}: no rows of run {run_id!r}; its runs are {ids}.")
+    return run_id, picked
+
+
+def write_report(path: Path, run_id: str | None, out_dir: Path) -> None:
+    """Write ``streaming.md`` and the two PNGs of run ``run_id`` (default: the newest row's)."""
+    run_id, rows = _one_run(_lines(path), run_id, path)
+    lines = [f"# DriftMoE benchmark (run {run_id})", ""]
+    lines += _accuracy_table(rows)
+    throughput = _lines(path.parent / "throughput.jsonl")
+    if throughput:
+        t_id, t_rows = _one_run(throughput, None, path.parent / "throughput.jsonl")
+        lines += ["", *_throughput_table(t_id, t_rows)]
+    (out_dir / "streaming.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    _figures(rows, out_dir)
+
+
+def _accuracy_table(rows: list[dict]) -> list[str]:
+    n = max(r["requested_n"] for r in rows)
+    rows = [r for r in rows if r["requested_n"] == n]
     table: dict[str, dict[str, dict]] = defaultdict(dict)
     for r in rows:
-        table[r["stream"]][r["model"]] = r  # the newest row of a (stream, model) pair wins
+        table[r["stream"]][r["model"]] = r
     models = [m for m in ORDER if any(m in t for t in table.values())]
-    print(f"\n#### Paired throughput (first {rows[0]['n']:,} instances, models interleaved every "
-          f"{rows[0]['chunk']} instances)\n")
-    print("| stream | " + " | ".join(f"{m} inst/s (x ARF)" for m in models) + " |")
-    print("|---|" + "---|" * len(models))
+    kind = {s: next(iter(t.values()))["kind"] for s, t in table.items()}
+    commits = sorted({r.get("commit", "?") for r in rows})
+    out = [
+        f"Prequential accuracy % / Cohen's kappa / throughput (instances/s, in the process that "
+        f"ran the pair; not paired), seed {rows[0]['seed']}, {n:,} instances per synthetic "
+        f"stream, real streams whole (or cut to {n:,}). Commit {', '.join(commits)}.",
+        "",
+        "| stream | " + " | ".join(models) + " |",
+        "|---|" + "---|" * len(models),
+    ]
+    for stream in sorted(table, key=lambda s: (kind[s] != "synthetic", s)):
+        t = table[stream]
+        cells = [
+            "-"
+            if m not in t
+            else f"{100 * t[m]['accuracy']:.2f} / {t[m]['kappa']:.2f} / {t[m]['throughput']:,.0f}"
+            for m in models
+        ]
+        out.append(f"| {stream} | " + " | ".join(cells) + " |")
+    synthetic = [
+        s
+        for s in sorted(table)
+        if kind[s] == "synthetic" and all(m in table[s] for m in MEAN_OVER if m in models)
+    ]
+    if synthetic:
+        cells = []
+        for m in models:
+            accs = [table[s][m]["accuracy"] for s in synthetic if m in table[s]]
+            cells.append(
+                f"**{100 * sum(accs) / len(accs):.2f}**"
+                if len(accs) == len(synthetic)
+                else f"({len(accs)} of {len(synthetic)} streams)"
+            )
+        label = f"**mean accuracy, {len(synthetic)} synthetic streams**"
+        out.append(f"| {label} | " + " | ".join(cells) + " |")
+    return out
+
+
+def _throughput_table(run_id: str, rows: list[dict]) -> list[str]:
+    table: dict[str, dict[str, dict]] = defaultdict(dict)
+    for r in rows:
+        table[r["stream"]][r["model"]] = r
+    models = [m for m in ORDER if any(m in t for t in table.values())]
+    commits = sorted({r.get("commit", "?") for r in rows})
+    out = [
+        f"Paired throughput (run {run_id}, commit {', '.join(commits)}): the first "
+        f"{rows[0]['n']:,} instances of each stream, the models interleaved every "
+        f"{rows[0]['chunk']} instances in one process; instances/s and the ratio to ARF.",
+        "",
+        "| stream | " + " | ".join(f"{m} inst/s (x ARF)" for m in models) + " |",
+        "|---|" + "---|" * len(models),
+    ]
     ratios: dict[str, list[float]] = defaultdict(list)
     for stream in sorted(table):
         cells = []
@@ -93,12 +121,43 @@ def _throughput_table(rows: list[dict]) -> None:
             cells.append("-" if r is None else f"{r['throughput']:,.0f} (x{r['ratio_to_arf']:.2f})")
             if r is not None:
                 ratios[m].append(r["ratio_to_arf"])
-        print(f"| {stream} | " + " | ".join(cells) + " |")
-    print("| **geometric mean ratio** | " + " | ".join(
-        f"x{_gmean(ratios[m]):.2f}" for m in models) + " |")
+        out.append(f"| {stream} | " + " | ".join(cells) + " |")
+    means = " | ".join(f"x{_gmean(ratios[m]):.2f}" for m in models)
+    out.append(f"| **geometric mean ratio** | {means} |")
+    return out
 
 
 def _gmean(xs: list[float]) -> float:
-    import math
-
     return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else float("nan")
+
+
+def _figures(rows: list[dict], out_dir: Path) -> None:
+    from moesuite.streaming.plots import plot_expert_usage, plot_windowed_accuracy
+
+    n = max(r["requested_n"] for r in rows)
+    mine = {r["model"]: r for r in rows if r["stream"] == FIGURE_STREAM and r["requested_n"] == n}
+    if not mine:
+        return
+    curves = {m: [tuple(w) for w in mine[m]["windows"]] for m in ORDER if m in mine}
+    drift_points = next(iter(mine.values()))["drift_points"]
+    plot_windowed_accuracy(
+        curves,
+        out_dir / f"{FIGURE_STREAM}_{n}_accuracy.png",
+        drift_points,
+        title=f"{FIGURE_STREAM} ({n:,}): windowed accuracy",
+    )
+    run_id = rows[0]["run_id"]
+    for u in _lines(out_dir / "streaming_expert_usage.jsonl.gz"):
+        if (u["run_id"], u["stream"], u["model"], u["requested_n"]) == (
+            run_id,
+            FIGURE_STREAM,
+            FIGURE_MODEL,
+            n,
+        ):
+            plot_expert_usage(
+                u["expert_usage"],
+                out_dir / f"{FIGURE_STREAM}_{n}_{FIGURE_MODEL}_experts.png",
+                u["window"],
+                drift_points,
+                title=f"{FIGURE_MODEL} on {FIGURE_STREAM}: expert usage",
+            )

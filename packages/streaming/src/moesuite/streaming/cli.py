@@ -1,38 +1,104 @@
-"""``moesuite streaming run|compare|list``: DriftMoE and river baselines on drifting streams.
+"""``moesuite streaming train|eval|compare|list``: DriftMoE and river baselines on drifting streams.
 
-moesuite streaming list
-moesuite streaming run --model driftmoe-data --stream sea_abrupt --n 5000
-moesuite streaming compare --model driftmoe-data --model arf --stream led_gradual --n 20000
-moesuite streaming run --data elec.csv --target class
+    moesuite streaming list
+    moesuite streaming train driftmoe-data --stream sea_abrupt --n 5000
+    moesuite streaming eval runs/streaming/driftmoe-data/<timestamp>
+    moesuite streaming compare --model driftmoe-data --model arf --stream led_gradual --n 20000
+    moesuite streaming train driftmoe-data --data elec.csv --target class
+
+River learns in one prequential (test-then-train) pass on the CPU: ``train`` has no epochs,
+devices or resume; ``eval`` continues a saved model on new instances.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from moesuite.core.cli.common import DataOption, OutOption, QuietOption, SeedOption, typer_factory
+from moesuite.core.cli.common import (
+    ExpertsOption,
+    ModelArg,
+    ModelsOption,
+    QuietOption,
+    RunArg,
+    SeedOption,
+    ThreadsOption,
+    data_option,
+    out_option,
+    typer_factory,
+)
 
 __all__ = ["app", "main"]
 
-app = typer_factory(name="streaming", help="DriftMoE (router + Hoeffding-tree experts) on drifting streams, with river baselines.")
-
-NOption = Annotated[int, typer.Option("--n", help="Instances per stream (real streams and files are cut to it).")]
-TargetOption = Annotated[str | None, typer.Option("--target", help="Label column of --data.")]
-WindowOption = Annotated[int | None, typer.Option("--window", help="Window of the windowed accuracy (default n/50).")]
-ExpertsOption = Annotated[int | None, typer.Option("--experts", help="DriftMoE: number of experts (model default if omitted).")]
-TopKOption = Annotated[int | None, typer.Option("--top-k", help="DriftMoE: experts combined per prediction.")]
+app = typer_factory(
+    name="streaming",
+    help="DriftMoE (router + Hoeffding-tree experts) on drifting streams, with river baselines.",
+)
 
 
-def _progress(quiet: bool):
-    """A rich progress factory for :func:`run_experiment` (``None`` when quiet)."""
+StreamOption = Annotated[
+    str | None,
+    typer.Option(
+        "--stream", help="A registered stream (`list` shows them; default: the one it marks *)."
+    ),
+]
+StreamsOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--stream",
+        help="A registered stream; repeat for several (`list` shows them; default: the one "
+        "it marks *).",
+    ),
+]
+NOption = Annotated[
+    int | None,
+    typer.Option(
+        "--n",
+        min=1,
+        help="Instances per stream (default: 5,000 of a generated stream, all of a real "
+        "stream or file).",
+    ),
+]
+TargetOption = Annotated[
+    str | None, typer.Option("--target", help="The label column of the --data file.")
+]
+TrainDataOption = data_option(
+    "A CSV or ARFF file to learn from instead of a stream (with --target)."
+)
+CompareDataOption = data_option("A CSV or ARFF file to run instead of the streams (with --target).")
+EvalDataOption = data_option(
+    "A CSV or ARFF file to continue on (with --target; default: RUN's own stream, see --n)."
+)
+TrainOutOption = out_option("Run directory to create (default: runs/streaming/MODEL/<timestamp>).")
+CompareOutOption = out_option(
+    "Run directory to create (default: runs/streaming/compare/<timestamp>)."
+)
+EvalOutOption = out_option(
+    "Run directory to create (default: runs/streaming/<RUN's model>-eval/<timestamp>)."
+)
+EvalNOption = Annotated[
+    int | None,
+    typer.Option(
+        "--n",
+        min=1,
+        help="Instances (default: with neither --stream nor --data, RUN's own stream: as "
+        "many new instances as RUN learnt of a generated stream, drawn with seed + 1, or "
+        "the rest of a real stream or file).",
+    ),
+]
+
+
+def _progress(quiet: bool) -> tuple[Any, Any]:
+    """A rich progress bar and its ``progress(label, total)`` factory (``None``s when quiet)."""
     if quiet:
         return None, None
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    bar = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
+    )
 
     def factory(label: str, total: int | None):
         task = bar.add_task(label, total=total)
@@ -41,90 +107,176 @@ def _progress(quiet: bool):
     return bar, factory
 
 
-def _run(models: list[str], streams: list[str], n: int, seed: int, window: int | None, data: Path | None,
-         target: str | None, out: Path | None, quiet: bool, experts: int | None, top_k: int | None, label: str) -> None:
+def _with_progress(quiet: bool, threads: int | None, work) -> Any:
+    """Run ``work(progress)`` with a progress bar (unless quiet) and ``threads`` torch threads."""
+    from moesuite.core.training import torch_threads
+
+    bar, factory = _progress(quiet)
+    with torch_threads(threads):
+        if bar is None:
+            return work(None)
+        with bar:
+            return work(factory)
+
+
+def _print_rows(rows: list[dict[str, Any]], path: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from moesuite.core.training import default_run_path
-    from moesuite.streaming.experiment import ExperimentConfig, run_experiment
-
-    drift_params = {"n_experts": experts, "top_k": top_k}
-    params = {m: {k: v for k, v in drift_params.items() if v is not None} for m in models if m.startswith("driftmoe")}
-    cfg = ExperimentConfig(models=models, streams=streams, n_samples=n, seed=seed, window=window,
-                           data=data, target=target, model_params=params)
-    path = out or default_run_path("runs", "streaming", label)
-    bar, factory = _progress(quiet)
-    if bar is not None:
-        with bar:
-            rows = run_experiment(cfg, path, factory)
-    else:
-        rows = run_experiment(cfg, path, None)
     console = Console(width=None if Console().is_terminal else 140)
     table = Table(title=f"prequential results; run directory {path}")
     for col in ("stream", "model", "n", "accuracy", "kappa", "kappa_m", "kappa_t", "inst/s"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["stream"], r["model"], str(r["n"]), f"{r['accuracy']:.4f}", f"{r['kappa']:.3f}",
-                      f"{r['kappa_m']:.3f}", f"{r['kappa_t']:.3f}", f"{r['throughput']:.0f}")
+        table.add_row(
+            r["stream"],
+            r["model"],
+            str(r["n"]),
+            f"{r['accuracy']:.4f}",
+            f"{r['kappa']:.3f}",
+            f"{r['kappa_m']:.3f}",
+            f"{r['kappa_t']:.3f}",
+            f"{r['throughput']:.0f}",
+        )
     console.print(table)
 
 
+def _experts_params(models: list[str], experts: int | None) -> dict[str, dict[str, Any]]:
+    """``--experts`` as constructor arguments of the models that route between experts."""
+    from moesuite.streaming.models import has_router
+
+    if experts is None:
+        return {}
+    return {m: {"n_experts": experts} for m in models if has_router(m)}
+
+
 @app.command()
-def run(
-    model: Annotated[str, typer.Option("--model", help="Model name (see `list`).")] = "driftmoe-data",
-    stream: Annotated[str, typer.Option("--stream", help="Stream name (see `list`); ignored with --data.")] = "sea_abrupt",
-    n: NOption = 5000,
-    seed: SeedOption = 0,
-    window: WindowOption = None,
-    data: DataOption = None,
+def train(
+    model: ModelArg,
+    stream: StreamOption = None,
+    data: TrainDataOption = None,
     target: TargetOption = None,
+    n: NOption = None,
+    seed: SeedOption = 0,
     experts: ExpertsOption = None,
-    top_k: TopKOption = None,
-    out: OutOption = None,
+    threads: ThreadsOption = None,
+    out: TrainOutOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Evaluate one model on one stream prequentially (test-then-train) into a run directory."""
-    _run([model], [stream], n, seed, window, data, target, out, quiet, experts, top_k, label=model)
+    """Learn MODEL on a stream, test-then-train (one pass), and save it for `eval`."""
+    from moesuite.core.training import default_run_path
+    from moesuite.streaming.data import DEFAULT_STREAM, StreamSource
+    from moesuite.streaming.models import MODELS, has_router
+    from moesuite.streaming.training import train as train_model
+
+    MODELS.get(model)  # an unknown name is an error before anything else
+    if experts is not None and not has_router(model):
+        raise ValueError(f"--experts: {model!r} has no experts to count; drop --experts.")
+    source = StreamSource(stream or DEFAULT_STREAM, data, target, n, seed)
+    path = out or default_run_path("runs", "streaming", model)
+    row = _with_progress(
+        quiet,
+        threads,
+        lambda progress: train_model(
+            model, source, path, seed, {"n_experts": experts}, progress=progress
+        ),
+    )
+    _print_rows([row], path)
+
+
+@app.command("eval")
+def eval_(
+    run: RunArg,
+    stream: StreamOption = None,
+    data: EvalDataOption = None,
+    target: TargetOption = None,
+    n: EvalNOption = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            "--seed", help="Seed of a generated --stream (default: RUN's seed + 1, new instances)."
+        ),
+    ] = None,
+    threads: ThreadsOption = None,
+    out: EvalOutOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Load the model RUN saved and continue it test-then-train on a stream (new instances)."""
+    from moesuite.streaming.evaluate import evaluate_run
+
+    path, rows = _with_progress(
+        quiet,
+        threads,
+        lambda progress: evaluate_run(run, out, stream, data, target, n, seed, progress=progress),
+    )
+    _print_rows(rows, path)
 
 
 @app.command()
 def compare(
-    model: Annotated[list[str] | None, typer.Option("--model", help="Models (repeat; default driftmoe-data, ht, arf).")] = None,
-    stream: Annotated[list[str] | None, typer.Option("--stream", help="Streams (repeat; default sea_abrupt).")] = None,
-    n: NOption = 5000,
-    seed: SeedOption = 0,
-    window: WindowOption = None,
-    data: DataOption = None,
+    model: ModelsOption = None,
+    stream: StreamsOption = None,
+    data: CompareDataOption = None,
     target: TargetOption = None,
-    experts: ExpertsOption = None,
-    top_k: TopKOption = None,
-    out: OutOption = None,
+    n: NOption = None,
+    seed: SeedOption = 0,
+    experts: Annotated[
+        int | None,
+        typer.Option(
+            "--experts",
+            min=1,
+            help="Number of experts of the models that route between experts (model "
+            "default if omitted).",
+        ),
+    ] = None,
+    threads: ThreadsOption = None,
+    out: CompareOutOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Models x streams side by side (same stream, same seed): table, metrics.json and plots."""
-    _run(model or ["driftmoe-data", "ht", "arf"], stream or ["sea_abrupt"], n, seed, window, data, target, out,
-         quiet, experts, top_k, label="compare")
+    """Models side by side on the same streams and seed: table, metrics.json, plots, models.
+
+    Without --model, the models `list` marks * are compared.
+    """
+    from moesuite.core.training import default_run_path
+    from moesuite.streaming.data import DEFAULT_STREAM, StreamSource
+    from moesuite.streaming.evaluate import DEFAULT_COMPARE
+    from moesuite.streaming.evaluate import compare as compare_models
+    from moesuite.streaming.models import MODELS
+
+    models = list(model or DEFAULT_COMPARE)
+    for m in models:
+        MODELS.get(m)
+    if data is not None:
+        sources = [StreamSource(None, data, target, n, seed)]
+    else:
+        sources = [StreamSource(s, None, target, n, seed) for s in stream or [DEFAULT_STREAM]]
+    path = out or default_run_path("runs", "streaming", "compare")
+    rows = _with_progress(
+        quiet,
+        threads,
+        lambda progress: compare_models(
+            models, sources, path, seed, _experts_params(models, experts), progress=progress
+        ),
+    )
+    _print_rows(rows, path)
 
 
 @app.command("list")
-def list_(
-    kind: Annotated[str | None, typer.Option("--kind", help="Only streams of this kind: synthetic, real.")] = None,
-) -> None:
-    """List the streams and models."""
-    from moesuite.streaming.models import list_models, model_description
-    from moesuite.streaming.streams import list_streams, stream_info
+def list_() -> None:
+    """List the models and streams (read from the registries)."""
+    from moesuite.streaming.data import DEFAULT_STREAM, STREAMS, stream_kind
+    from moesuite.streaming.evaluate import DEFAULT_COMPARE
+    from moesuite.streaming.models import MODELS
 
-    if kind is not None and kind not in ("synthetic", "real"):
-        raise ValueError(f"--kind must be 'synthetic' or 'real', got {kind!r}.")
-    typer.echo("streams:")
-    for s in list_streams(kind=kind):
-        info = stream_info(s)
-        typer.echo(f"  {s:<20} {info.kind:<10} {info.description}")
+    typer.echo("models (* = compared when `compare` gets no --model):")
+    for name, text in MODELS.help().items():
+        mark = "*" if name in DEFAULT_COMPARE else " "
+        typer.echo(f"  {name:<20}{mark} {text}")
+    typer.echo("streams (* = the default --stream):")
+    for name, text in STREAMS.help().items():
+        mark = "*" if name == DEFAULT_STREAM else " "
+        typer.echo(f"  {name:<20}{mark} {stream_kind(name):<10} {text}")
     typer.echo("  (or your own file: --data PATH.csv|.arff --target COLUMN)")
-    typer.echo("models:")
-    for m in list_models():
-        typer.echo(f"  {m:<20} {model_description(m)}")
 
 
 def main() -> None:

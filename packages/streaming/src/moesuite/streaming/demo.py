@@ -1,4 +1,4 @@
-"""The streaming quick demo for ``moesuite demo``: DriftMoE vs a Hoeffding tree vs ARF on SEA drift."""
+"""The streaming rows of ``moesuite demo``: DriftMoE vs a Hoeffding tree vs ARF on SEA drift."""
 
 from __future__ import annotations
 
@@ -11,14 +11,15 @@ __all__ = ["run_demo"]
 def run_demo(out_dir: str | Path, n_samples: int = 4000, seed: int = 0) -> list[dict]:
     """Prequential accuracy of DriftMoE (MoE-Data), HT and ARF on a short abrupt-drift SEA stream.
 
-    Writes a run directory (metrics, plots, pickled models) at ``out_dir`` and returns one row
-    per model with the keys of the ``moesuite demo`` table.
+    Writes a ``compare`` run directory (metrics, plots, pickled models) at ``out_dir`` and
+    returns one row per model with the keys of the ``moesuite demo`` table.
     """
-    from moesuite.streaming.experiment import ExperimentConfig, run_experiment
+    from moesuite.streaming.data import DEFAULT_STREAM, StreamSource
+    from moesuite.streaming.evaluate import DEFAULT_COMPARE, compare
 
-    cfg = ExperimentConfig(models=["driftmoe-data", "ht", "arf"], streams=["sea_abrupt"], n_samples=n_samples, seed=seed)
+    source = StreamSource(stream=DEFAULT_STREAM, n=n_samples, seed=seed)
     start = time.perf_counter()
-    rows = run_experiment(cfg, Path(out_dir))
+    rows = compare(DEFAULT_COMPARE, [source], Path(out_dir), seed=seed)
     total = time.perf_counter() - start
     return [
         {
@@ -28,7 +29,9 @@ def run_demo(out_dir: str | Path, n_samples: int = 4000, seed: int = 0) -> list[
             "metric": "accuracy",
             "value": round(r["accuracy"], 4),
             "seconds": round(r["seconds"], 1),
-            "note": f"kappa {r['kappa']:.3f}, {r['throughput']:.0f} inst/s (demo total {total:.0f} s)",
+            "note": (
+                f"kappa {r['kappa']:.3f}, {r['throughput']:.0f} inst/s (demo total {total:.0f} s)"
+            ),
         }
         for r in rows
     ]

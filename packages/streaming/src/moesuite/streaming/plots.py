@@ -5,16 +5,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from moesuite.core.plotting import save_figure
+
 __all__ = ["plot_windowed_accuracy", "plot_expert_usage"]
 
 
-def _plt():
-    import matplotlib
+def _axes():
+    """A new figure and its axes (a plain ``Figure``: no pyplot state, no backend switch)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=(8, 4))
+    return fig, fig.subplots()
 
 
 def plot_windowed_accuracy(
@@ -24,10 +25,7 @@ def plot_windowed_accuracy(
     title: str = "Windowed prequential accuracy",
 ) -> Path:
     """One line per model (``(end index, accuracy)`` points); dashed verticals at the drifts."""
-    plt = _plt()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = _axes()
     for name, pts in curves.items():
         if pts:
             xs, ys = zip(*pts, strict=True)
@@ -39,10 +37,7 @@ def plot_windowed_accuracy(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_expert_usage(
@@ -53,15 +48,12 @@ def plot_expert_usage(
     title: str = "DriftMoE expert usage",
 ) -> Path:
     """Stacked area of the fraction of predictions each expert led, per window."""
-    plt = _plt()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if not usage:
         raise ValueError("usage is empty: the stream was shorter than one window.")
     E = max(len(u) for u in usage)
     rows = [[(u[e] if e < len(u) else 0.0) for u in usage] for e in range(E)]
     xs = [window * (i + 1) for i in range(len(usage))]
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = _axes()
     ax.stackplot(xs, rows, labels=[f"expert {e}" for e in range(E)])
     for d in drift_points:
         ax.axvline(d, color="black", ls="--", lw=0.8)
@@ -70,7 +62,4 @@ def plot_expert_usage(
     ax.set_ylim(0, 1)
     ax.set_title(title)
     ax.legend(fontsize=6, ncol=2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

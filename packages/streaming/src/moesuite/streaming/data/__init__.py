@@ -1,0 +1,37 @@
+"""Streams: the synthetic drift benchmarks and real streams by name, drift wrappers, CSV/ARFF files.
+
+:func:`make_stream` builds a registered stream (:data:`STREAMS`), :func:`read_table` reads a
+user's CSV or ARFF file, :class:`DriftStream` chains concepts with overflow-safe drifts; all
+return or wrap a :class:`NamedStream`, an iterable of river ``(x: dict, y)`` pairs.
+:class:`StreamSource` is either one, as the commands take it and run directories record it.
+"""
+
+from moesuite.streaming.data.drift import DriftStream, drift_probability
+from moesuite.streaming.data.files import read_table
+from moesuite.streaming.data.source import QUICK_LENGTH, StreamSource
+from moesuite.streaming.data.stream import NamedStream
+from moesuite.streaming.data.streams import (
+    DEFAULT_STREAM,
+    STREAMS,
+    SYNTHETIC_DRIFT_STREAMS,
+    elec_path,
+    list_streams,
+    make_stream,
+    stream_kind,
+)
+
+__all__ = [
+    "DEFAULT_STREAM",
+    "NamedStream",
+    "QUICK_LENGTH",
+    "StreamSource",
+    "STREAMS",
+    "SYNTHETIC_DRIFT_STREAMS",
+    "DriftStream",
+    "drift_probability",
+    "elec_path",
+    "list_streams",
+    "make_stream",
+    "read_table",
+    "stream_kind",
+]

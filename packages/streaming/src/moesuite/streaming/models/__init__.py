@@ -1,0 +1,25 @@
+"""Models by name: DriftMoE (:class:`DriftMoEClassifier`, its router) and the river baselines.
+
+:data:`MODELS` is the registry; :func:`create_model` builds a fresh river classifier.
+
+Examples:
+    >>> list_models()
+    ['arf', 'driftmoe-data', 'driftmoe-data-fast', 'driftmoe-task', 'hat', 'ht', 'lb', 'srp']
+    >>> create_model("driftmoe-data-fast", seed=1).train_k
+    2
+"""
+
+from moesuite.streaming.models._registry import MODELS, create_model, has_router, list_models
+from moesuite.streaming.models.baselines import BASELINES
+from moesuite.streaming.models.driftmoe import DriftMoEClassifier
+from moesuite.streaming.models.router import OnlineRouter
+
+__all__ = [
+    "MODELS",
+    "BASELINES",
+    "DriftMoEClassifier",
+    "OnlineRouter",
+    "create_model",
+    "has_router",
+    "list_models",
+]
