@@ -207,6 +207,8 @@ def compare(
     objective: ObjectiveOption = None,
     scheme: SchemeOption = None,
     eps: EpsOption = None,
+    modulation: ModulationOption = None,
+    uar: UarOption = None,
     seeds: Annotated[
         int | None, typer.Option("--seeds", min=1, help="Seeds per model (0, 1, ...).")
     ] = None,
@@ -245,6 +247,8 @@ def compare(
             objective=objective,
             scheme=scheme,
             eps=eps,
+            modulation=modulation,
+            uar=uar,
             seeds=seeds,
             threads=threads,
             device=device,

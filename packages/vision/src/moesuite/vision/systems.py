@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 # the subpackages that define ``SYSTEM`` in their ``system.py``
-_SYSTEM_MODULES: tuple[str, ...] = ()
+_SYSTEM_MODULES: tuple[str, ...] = ("mofme",)
 
 
 @dataclass(frozen=True)

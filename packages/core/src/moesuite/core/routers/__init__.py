@@ -10,6 +10,7 @@ name               rule                                                  causal
 ``topp``           dynamic k by cumulative probability                    yes
 ``recurrent``      RMoE: GRU over depth, state passed layer to layer      yes
 ``prototype``      cosine similarity to learnable prototypes              yes
+``uncertainty``    MC-dropout wrapper of a router (UaR, MoFME)            yes
 =================  ====================================================  ======
 """
 
@@ -28,6 +29,7 @@ from moesuite.core.routers.recurrent import RecurrentRouter
 from moesuite.core.routers.sinkhorn import SinkhornRouter
 from moesuite.core.routers.topk import TopKRouter
 from moesuite.core.routers.topp import TopPRouter
+from moesuite.core.routers.uncertainty import UncertaintyRouter
 
 __all__ = [
     "Router",
@@ -44,4 +46,5 @@ __all__ = [
     "TopPRouter",
     "RecurrentRouter",
     "PrototypeRouter",
+    "UncertaintyRouter",
 ]

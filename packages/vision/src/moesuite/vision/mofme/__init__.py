@@ -1,0 +1,1 @@
+"""MoFME: all-weather restoration with feature-modulation experts (AAAI 2024)."""
