@@ -220,6 +220,7 @@ def main() -> None:
     args = p.parse_args()
     RESULTS, JSONL = args.results, args.results / "mofme.jsonl"
 
+    code = commit()  # the code this process runs (rows record it, not a later HEAD)
     rows = read_rows()
     done_ids = {r["run_id"] for r in rows if r.get("kind") == "done"}
     started = [r["run_id"] for r in rows if r.get("kind") == "start"]
@@ -228,7 +229,7 @@ def main() -> None:
         print(f"resuming run {run_id}", flush=True)
     else:
         run_id = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        append({"run_id": run_id, "commit": commit(), "kind": "start", "args": vars(args)})
+        append({"run_id": run_id, "commit": code, "kind": "start", "args": vars(args)})
     budget = TrainConfig(
         steps=args.steps,
         batch_size=args.batch_size,
@@ -257,7 +258,7 @@ def main() -> None:
             start = time.perf_counter()
             with torch_threads(args.threads):
                 row = run_variant(v, seed, replace(budget), test, run_root / f"{v.label}-s{seed}")
-            row.update({"run_id": run_id, "commit": commit(), "kind": "result"})
+            row.update({"run_id": run_id, "commit": code, "kind": "result"})
             append(row)
             print(
                 f"{v.label} seed {seed}: PSNR {row['psnr_mean']:.2f} "
@@ -270,7 +271,7 @@ def main() -> None:
     if not any(r.get("run_id") == run_id and r.get("kind") == "timing" for r in rows):
         firsts = {v.label: run_root / f"{v.label}-s0" for v in todo}
         times = timing(firsts, args.crop, args.rounds, args.timing_threads)
-        append({"run_id": run_id, "commit": commit(), "kind": "timing", "times": times})
+        append({"run_id": run_id, "commit": code, "kind": "timing", "times": times})
         best_dirs = {
             k: firsts[k]
             for k in (
@@ -283,7 +284,7 @@ def main() -> None:
         }
         strip(RESULTS / "mofme_strip.png", best_dirs, test, args.crop, image=4)
     write_report(read_rows(), run_id, budget, args.experts, args)
-    append({"run_id": run_id, "commit": commit(), "kind": "done"})
+    append({"run_id": run_id, "commit": code, "kind": "done"})
     print((RESULTS / "mofme.md").read_text())
 
 
