@@ -1,8 +1,8 @@
-"""``results/streaming.md`` and the README's two figures from one run's JSON lines.
+"""``results/streaming.md`` and the README's two figures from the runs' JSON lines.
 
-Called by ``bench_streaming.py --table``. Every table is built from the rows of one run id
-only (the accuracy table from ``streaming.jsonl``, the paired-throughput table from
-``throughput.jsonl``), and says which run and commit it shows.
+Called by ``bench_streaming.py --table --run-id R [--run-id R2 ...]``. The tables show the
+rows of the runs named (a pair in several named runs: the later-named run's row) and say which
+run and commit every column comes from; name one run to get a single-run table.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 FIGURE_STREAM = "led_abrupt"
 FIGURE_MODEL = "driftmoe-data"
 ORDER = ["driftmoe-data", "driftmoe-data-fast", "driftmoe-task", "ht", "hat", "arf", "srp", "lb"]
-# the models every synthetic stream must have for the mean-accuracy row
+# the models every synthetic stream must have to enter the mean-accuracy row
 MEAN_OVER = ("driftmoe-data", "ht", "hat", "arf")
 
 
@@ -30,25 +30,46 @@ def _lines(path: Path) -> list[dict]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
-def _one_run(rows: list[dict], run_id: str | None, what: Path) -> tuple[str, list[dict]]:
-    ids = sorted({r.get("run_id", "?") for r in rows})
-    if run_id is None:
-        run_id = rows[-1].get("run_id", "?") if rows else None
-    picked = [r for r in rows if r.get("run_id") == run_id]
-    if not picked:
-        raise SystemExit(f"{what}: no rows of run {run_id!r}; its runs are {ids}.")
-    return run_id, picked
+def _pick(rows: list[dict], run_ids: list[str], what: Path, key: tuple[str, ...]) -> list[dict]:
+    """The rows of ``run_ids``; a key present in several runs keeps the later-named run's row."""
+    known = sorted({r.get("run_id", "?") for r in rows})
+    missing = [i for i in run_ids if i not in known]
+    if missing:
+        raise SystemExit(f"{what}: no rows of run(s) {missing}; its runs are {known}.")
+    picked: dict[tuple, dict] = {}
+    for run_id in run_ids:
+        for r in rows:
+            if r.get("run_id") == run_id:
+                picked[tuple(r[k] for k in key)] = r
+    return list(picked.values())
 
 
-def write_report(path: Path, run_id: str | None, out_dir: Path) -> None:
-    """Write ``streaming.md`` and the two PNGs of run ``run_id`` (default: the newest row's)."""
-    run_id, rows = _one_run(_lines(path), run_id, path)
-    lines = [f"# DriftMoE benchmark (run {run_id})", ""]
-    lines += _accuracy_table(rows)
-    throughput = _lines(path.parent / "throughput.jsonl")
-    if throughput:
-        t_id, t_rows = _one_run(throughput, None, path.parent / "throughput.jsonl")
-        lines += ["", *_throughput_table(t_id, t_rows)]
+def _sources(rows: list[dict], models: list[str]) -> list[str]:
+    """One line per model: the runs (and commits) its column comes from."""
+    out = []
+    for m in models:
+        runs = sorted({(r["run_id"], r.get("commit", "?")[:7]) for r in rows if r["model"] == m})
+        out.append(f"- {m}: " + ", ".join(f"run {i} (commit {c})" for i, c in runs))
+    return out
+
+
+def _models(table: dict[str, dict[str, dict]]) -> list[str]:
+    return [m for m in ORDER if any(m in t for t in table.values())]
+
+
+def write_report(path: Path, run_ids: list[str], out_dir: Path) -> None:
+    """Write ``streaming.md`` and the two PNGs from the rows of ``run_ids``.
+
+    The paired-throughput table shows the runs of ``throughput.jsonl`` whose id starts with
+    one of ``run_ids`` (``bench_throughput.py`` names them ``<run id>-throughput``).
+    """
+    rows = _pick(_lines(path), run_ids, path, ("stream", "model", "requested_n"))
+    lines = [f"# DriftMoE benchmark (runs {', '.join(run_ids)})", "", *_accuracy_table(rows)]
+    t_path = path.parent / "throughput.jsonl"
+    t_all = _lines(t_path)
+    t_ids = [i for i in dict.fromkeys(r["run_id"] for r in t_all) if i.startswith(tuple(run_ids))]
+    if t_ids:
+        lines += ["", *_throughput_table(_pick(t_all, t_ids, t_path, ("stream", "model")))]
     (out_dir / "streaming.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     _figures(rows, out_dir)
@@ -60,13 +81,14 @@ def _accuracy_table(rows: list[dict]) -> list[str]:
     table: dict[str, dict[str, dict]] = defaultdict(dict)
     for r in rows:
         table[r["stream"]][r["model"]] = r
-    models = [m for m in ORDER if any(m in t for t in table.values())]
+    models = _models(table)
     kind = {s: next(iter(t.values()))["kind"] for s, t in table.items()}
-    commits = sorted({r.get("commit", "?") for r in rows})
     out = [
-        f"Prequential accuracy % / Cohen's kappa / throughput (instances/s, in the process that "
-        f"ran the pair; not paired), seed {rows[0]['seed']}, {n:,} instances per synthetic "
-        f"stream, real streams whole (or cut to {n:,}). Commit {', '.join(commits)}.",
+        f"Prequential accuracy % / Cohen's kappa / throughput (instances/s in the process that "
+        f"ran the pair, not paired), seed {rows[0]['seed']}, {n:,} instances per synthetic "
+        f"stream, real streams whole. Columns from:",
+        "",
+        *_sources(rows, models),
         "",
         "| stream | " + " | ".join(models) + " |",
         "|---|" + "---|" * len(models),
@@ -99,16 +121,17 @@ def _accuracy_table(rows: list[dict]) -> list[str]:
     return out
 
 
-def _throughput_table(run_id: str, rows: list[dict]) -> list[str]:
+def _throughput_table(rows: list[dict]) -> list[str]:
     table: dict[str, dict[str, dict]] = defaultdict(dict)
     for r in rows:
         table[r["stream"]][r["model"]] = r
-    models = [m for m in ORDER if any(m in t for t in table.values())]
-    commits = sorted({r.get("commit", "?") for r in rows})
+    models = _models(table)
     out = [
-        f"Paired throughput (run {run_id}, commit {', '.join(commits)}): the first "
-        f"{rows[0]['n']:,} instances of each stream, the models interleaved every "
-        f"{rows[0]['chunk']} instances in one process; instances/s and the ratio to ARF.",
+        f"Paired throughput: the first {rows[0]['n']:,} instances of each stream, the models "
+        f"interleaved every {rows[0]['chunk']} instances in one process; instances/s and the "
+        "ratio to the ARF timed in the same run. Columns from:",
+        "",
+        *_sources(rows, models),
         "",
         "| stream | " + " | ".join(f"{m} inst/s (x ARF)" for m in models) + " |",
         "|---|" + "---|" * len(models),
@@ -146,14 +169,11 @@ def _figures(rows: list[dict], out_dir: Path) -> None:
         drift_points,
         title=f"{FIGURE_STREAM} ({n:,}): windowed accuracy",
     )
-    run_id = rows[0]["run_id"]
+    if FIGURE_MODEL not in mine:
+        return
+    want = (mine[FIGURE_MODEL]["run_id"], FIGURE_STREAM, FIGURE_MODEL, n)
     for u in _lines(out_dir / "streaming_expert_usage.jsonl.gz"):
-        if (u["run_id"], u["stream"], u["model"], u["requested_n"]) == (
-            run_id,
-            FIGURE_STREAM,
-            FIGURE_MODEL,
-            n,
-        ):
+        if (u["run_id"], u["stream"], u["model"], u["requested_n"]) == want:
             plot_expert_usage(
                 u["expert_usage"],
                 out_dir / f"{FIGURE_STREAM}_{n}_{FIGURE_MODEL}_experts.png",

@@ -12,6 +12,7 @@ same command resumes the run: pairs already in the file under the same run id ar
     python benchmarks/streaming/bench_streaming.py --run-id R --models srp --n 20000
     python benchmarks/streaming/bench_streaming.py --table --run-id R        # results/streaming.md
                                                                              # + the two figures
+    (``--table`` with several ``--run-id``: a pair in several runs shows the later-named run)
 
 Throughput is instances per second spent inside the model's predict + learn calls, in the
 process that ran the pair (not paired across models: see bench_throughput.py for ratios).
@@ -114,13 +115,17 @@ def main() -> None:
     )
     p.add_argument("--n", type=int, default=100_000, help="instances per synthetic stream")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--run-id", default=datetime.date.today().isoformat(), help="the run's id")
+    p.add_argument(
+        "--run-id",
+        action="append",
+        help="the run's id (default: today's date); with --table, the runs to show (repeatable)",
+    )
     p.add_argument("--out", type=Path, default=RESULTS / "streaming.jsonl")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds per (stream, model)")
     p.add_argument(
         "--table",
         action="store_true",
-        help="write results/streaming.md and the two figures from --run-id's rows",
+        help="write results/streaming.md and the two figures from the --run-id runs' rows",
     )
     p.add_argument("--job", nargs=2, metavar=("STREAM", "MODEL"), help=argparse.SUPPRESS)
     a = p.parse_args()
@@ -132,8 +137,13 @@ def main() -> None:
         sys.path.insert(0, str(HERE))
         from _report import write_report
 
+        if not a.run_id:
+            p.error("--table needs --run-id (the runs to show)")
         write_report(a.out, a.run_id, RESULTS)
         return
+    if a.run_id and len(a.run_id) > 1:
+        p.error("a run has one --run-id")
+    run_id = a.run_id[0] if a.run_id else datetime.date.today().isoformat()
 
     from moesuite.streaming import list_streams
 
@@ -141,7 +151,7 @@ def main() -> None:
     models = a.models or DEFAULT_MODELS + SLOW_MODELS
     commit = git_commit()
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    done = done_keys(a.out, a.run_id)
+    done = done_keys(a.out, run_id)
     # every stream with the faster models first, so that a cut-short run still has whole rows
     order = [(s, m) for m in models if m not in SLOW_MODELS for s in streams]
     order += [(s, m) for m in models if m in SLOW_MODELS for s in streams]
@@ -160,7 +170,7 @@ def main() -> None:
             last = proc.stderr.strip().splitlines()[-1:]
             print(f"{stream:>20} {model:>18}  FAILED: {last}", flush=True)
             continue
-        row = {"run_id": a.run_id, "commit": commit}
+        row = {"run_id": run_id, "commit": commit}
         row.update(json.loads(proc.stdout.strip().splitlines()[-1]))
         append(a.out, row)
         print(

@@ -171,6 +171,19 @@ def _train(*args):
             "--experts: 'ht' has no experts",
         ),
         ("n below 1", lambda t: _train("ht", "--n", "0"), "--n"),
+        (
+            "stream and data",
+            lambda t: _train(
+                "ht",
+                "--stream",
+                "sea_abrupt",
+                "--data",
+                str(_csv(t, "a,y\n1,0\n")),
+                "--target",
+                "y",
+            ),
+            "give one of them",
+        ),
         ("eval of no run", lambda t: ["eval", str(t / "nowhere")], "no such file"),
         (
             "compare of an unknown model",

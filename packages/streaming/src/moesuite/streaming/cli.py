@@ -44,6 +44,13 @@ StreamOption = Annotated[
         "--stream", help="A registered stream (`list` shows them; default: the one it marks *)."
     ),
 ]
+EvalStreamOption = Annotated[
+    str | None,
+    typer.Option(
+        "--stream",
+        help="A registered stream to continue on (`list` shows them; default: RUN's own stream).",
+    ),
+]
 StreamsOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -69,7 +76,7 @@ TrainDataOption = data_option(
 )
 CompareDataOption = data_option("A CSV or ARFF file to run instead of the streams (with --target).")
 EvalDataOption = data_option(
-    "A CSV or ARFF file to continue on (with --target; default: RUN's own stream, see --n)."
+    "A CSV or ARFF file to continue on (with --target; default: RUN's own stream)."
 )
 TrainOutOption = out_option("Run directory to create (default: runs/streaming/MODEL/<timestamp>).")
 CompareOutOption = out_option(
@@ -83,9 +90,8 @@ EvalNOption = Annotated[
     typer.Option(
         "--n",
         min=1,
-        help="Instances (default: with neither --stream nor --data, RUN's own stream: as "
-        "many new instances as RUN learnt of a generated stream, drawn with seed + 1, or "
-        "the rest of a real stream or file).",
+        help="Instances (default: on RUN's own stream, as many as RUN learnt of a generated "
+        "stream or the rest of a real stream or file; on --stream or --data, as for `train`).",
     ),
 ]
 
@@ -172,7 +178,9 @@ def train(
     MODELS.get(model)  # an unknown name is an error before anything else
     if experts is not None and not has_router(model):
         raise ValueError(f"--experts: {model!r} has no experts to count; drop --experts.")
-    source = StreamSource(stream or DEFAULT_STREAM, data, target, n, seed)
+    if stream is None and data is None:
+        stream = DEFAULT_STREAM
+    source = StreamSource(stream, data, target, n, seed)
     path = out or default_run_path("runs", "streaming", model)
     row = _with_progress(
         quiet,
@@ -187,14 +195,14 @@ def train(
 @app.command("eval")
 def eval_(
     run: RunArg,
-    stream: StreamOption = None,
+    stream: EvalStreamOption = None,
     data: EvalDataOption = None,
     target: TargetOption = None,
     n: EvalNOption = None,
     seed: Annotated[
         int | None,
         typer.Option(
-            "--seed", help="Seed of a generated --stream (default: RUN's seed + 1, new instances)."
+            "--seed", help="Seed of a generated stream (default: RUN's seed + 1, new instances)."
         ),
     ] = None,
     threads: ThreadsOption = None,
@@ -247,7 +255,7 @@ def compare(
     for m in models:
         MODELS.get(m)
     if data is not None:
-        sources = [StreamSource(None, data, target, n, seed)]
+        sources = [StreamSource(s, data, target, n, seed) for s in stream or [None]]
     else:
         sources = [StreamSource(s, None, target, n, seed) for s in stream or [DEFAULT_STREAM]]
     path = out or default_run_path("runs", "streaming", "compare")

@@ -38,7 +38,7 @@ class StreamSource:
     """A registered stream or a CSV/ARFF file, cut to ``n`` instances from ``offset``.
 
     Args:
-        stream: registered stream name (see ``moesuite streaming list``); ignored with ``data``.
+        stream: registered stream name (see ``moesuite streaming list``).
         data: a CSV or ARFF file instead of a registered stream.
         target: the label column of ``data`` (required with it, refused without it).
         n: instances (``None``: :data:`QUICK_LENGTH` of a synthetic stream, every remaining
@@ -47,8 +47,8 @@ class StreamSource:
         offset: instances skipped first (a real stream or file continued after a run).
 
     Raises:
-        ValueError: an unknown stream, ``target`` without ``data`` or the reverse, ``n < 1``
-            or ``offset < 0``.
+        ValueError: an unknown stream, both or neither of ``stream`` and ``data``, ``target``
+            without ``data`` or the reverse, ``n < 1`` or ``offset < 0``.
     """
 
     stream: str | None = None
@@ -61,7 +61,11 @@ class StreamSource:
     def __post_init__(self) -> None:
         if self.data is not None:
             object.__setattr__(self, "data", Path(self.data))
-            object.__setattr__(self, "stream", None)
+            if self.stream is not None:
+                raise ValueError(
+                    f"--stream {self.stream} and --data {self.data}: give one of them, a "
+                    "registered stream or your file."
+                )
             if self.target is None:
                 raise ValueError("--data needs --target: the name of the file's label column.")
         else:
