@@ -1,11 +1,14 @@
-"""MixER vs one shared context-conditioned model vs a gradient-gated MoE on 1, 3 and 10 ODE families.
+"""MixER vs a shared context-conditioned model vs a gradient-gated MoE on 1, 3 and 10 ODE families.
 
-Prints one JSON line per (setting, model, seed) and appends it to
-``benchmarks/physics/results/mixer.jsonl``; writes trajectory and expert-assignment plots to
-``benchmarks/physics/results/plots/``. Run it niced in the background, e.g.::
+One invocation trains and evaluates every model on every setting and seed with the same data,
+budget and adaptation, and writes ``results/mixer.jsonl`` (one row per setting, model and
+seed, with the run id and the commit), ``results/mixer.md`` (the README's table, from this run
+only) and two PNGs of MixER on ten families, seed 0 (``results/mixer_expert_assignment.png``,
+``results/mixer_trajectories_adapt.png``). A new run replaces the results; ``--resume RUN_ID``
+continues an interrupted one (finished rows are kept and skipped). Run it niced in the
+background::
 
-    nice -n 10 .venv/bin/python benchmarks/physics/bench_mixer.py --settings 1,3,10 \
-        > benchmarks/physics/results/mixer.log 2>&1 &
+    nice -n 10 .venv/bin/python benchmarks/physics/bench_mixer.py > /tmp/bench_mixer.log 2>&1 &
 
 Metrics: in-domain MSE (training environments, new initial conditions), adaptation MSE (new
 environments after fitting only a fresh context on one trajectory each) and the adjusted
@@ -15,90 +18,144 @@ Rand index between the gate's expert per training environment and its family.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
+import shutil
+import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import torch
+from _results import RESULTS, append_row, commit, fmt, markdown, open_rows, read_rows
 
 from moesuite.physics.mixer.adapt import AdaptConfig
-from moesuite.physics.mixer.api import default_num_experts, prepare_data, train_model, write_plots
-from moesuite.physics.mixer.baselines import MODELS
-from moesuite.physics.mixer.evaluate import evaluate_model
-from moesuite.physics.mixer.gate import GateUpdateConfig
-from moesuite.physics.mixer.training import TrainConfig
+from moesuite.physics.mixer.evaluate import evaluate_model, write_plots
+from moesuite.physics.mixer.registry import MODELS
+from moesuite.physics.mixer.training import (
+    MixERTrainConfig,
+    default_num_experts,
+    prepare_data,
+    train_model,
+)
 
-SETTINGS = {
-    "1": "van_der_pol",
-    "3": "lotka_volterra,van_der_pol,lorenz",
-    "10": "all",
-}
-RESULTS = Path(__file__).resolve().parent / "results"
+SETTINGS = {"1": "van_der_pol", "3": "lotka_volterra,van_der_pol,lorenz", "10": "all"}
+ORDER = ("mixer", "mixer-shared", "mixer-gradgate")
+
+
+def table(rows: list[dict]) -> str:
+    """The README's table: mean over seeds in bold, per-seed values in brackets."""
+    groups: dict[tuple[int, str], list[dict]] = defaultdict(list)
+    for r in rows:
+        groups[(int(r["setting"].split()[0]), r["model"])].append(r)
+
+    def cell(rs: list[dict], key: str, digits: int = 3) -> str:
+        vals = [r[key] for r in rs]
+        if len(vals) == 1:
+            return fmt(vals[0], digits)
+        per = ", ".join(fmt(v, digits) for v in vals)
+        return f"**{fmt(sum(vals) / len(vals), digits)}** ({per})"
+
+    lines = []
+    rank = {m: i for i, m in enumerate(ORDER)}
+    for (n, model), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], rank.get(kv[0][1], 9))):
+        rs = sorted(rs, key=lambda r: r["seed"])
+        secs = ", ".join(f"{r['train_seconds']:.0f}" for r in rs)
+        lines.append(
+            [
+                str(n),
+                model,
+                str(rs[0]["num_experts"]),
+                cell(rs, "mse_in_domain"),
+                cell(rs, "mse_adapt"),
+                cell(rs, "ari", 2),
+                str(rs[0]["params"]),
+                secs,
+            ]
+        )
+    header = (
+        "families",
+        "model",
+        "experts",
+        "in-domain MSE",
+        "adaptation MSE",
+        "ARI",
+        "params",
+        "train s (per seed)",
+    )
+    first = rows[0]
+    note = (
+        f"run `{first['run_id']}`, commit `{first['commit'][:12]}`, {first['epochs']} epochs, "
+        f"seeds {sorted({r['seed'] for r in rows})}"
+    )
+    return markdown(header, lines) + f"\n\n{note}\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--settings", default="1,3,10", help="comma-separated keys of SETTINGS (number of families)")
-    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--settings", default="1,3,10", help="numbers of families: 1, 3, 10")
+    parser.add_argument("--models", default=",".join(ORDER))
     parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--train-envs", type=int, default=8)
     parser.add_argument("--train-ics", type=int, default=8)
     parser.add_argument("--adapt-steps", type=int, default=300)
-    parser.add_argument("--warmup", type=float, default=None, help="TrainConfig.warmup (default: its default)")
-    parser.add_argument("--no-recluster", action="store_true", help="warm-start-only K-means (authors)")
-    parser.add_argument("--split-warmup", type=float, default=None, help="TrainConfig.split_warmup (bisection warm-up)")
-    parser.add_argument("--merge-ratio", type=float, default=None, help="TrainConfig.merge_ratio (0: off)")
-    parser.add_argument("--assignment", default=None, help="GateUpdateConfig.assignment (global, sequential, hungarian)")
-    parser.add_argument("--standardize", action="store_true", help="GateUpdateConfig.standardize")
-    parser.add_argument("--reassign", action="store_true", help="GateUpdateConfig.reassign")
-    parser.add_argument("--reassign-margin", type=float, default=None, help="GateUpdateConfig.reassign_margin")
-    parser.add_argument("--relocate", action="store_true", help="GateUpdateConfig.relocate (with --reassign)")
+    parser.add_argument("--warmup", type=float, default=None, help="MixERTrainConfig.warmup")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--tag", default="", help="free text stored with each result")
-    parser.add_argument("--out", type=Path, default=RESULTS / "mixer.jsonl")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="directory of the results")
+    parser.add_argument("--resume", default=None, metavar="RUN_ID", help="continue this run")
+    parser.add_argument("--table-only", action="store_true", help="rewrite mixer.md and stop")
     args = parser.parse_args()
+    jsonl, md = args.out / "mixer.jsonl", args.out / "mixer.md"
+    if args.table_only:
+        md.write_text(table(read_rows(jsonl)))
+        return
+    for model in args.models.split(","):
+        MODELS.get(model)
     torch.set_num_threads(args.threads)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    run_id, done = open_rows(jsonl, args.resume)
+    finished = {(r["setting"], r["model"], r["seed"]) for r in done}
+    sha = commit()
     for key in args.settings.split(","):
-        families = SETTINGS[key]
         for seed in (int(s) for s in args.seeds.split(",")):
-            dataset, _ = prepare_data(families, None, seed, n_train_envs=args.train_envs, n_train_ics=args.train_ics)
+            gen = {"n_train_envs": args.train_envs, "n_train_ics": args.train_ics}
+            dataset, _ = prepare_data(SETTINGS[key], None, seed, **gen)
             E = default_num_experts(len(dataset.families))
             for model in args.models.split(","):
-                overrides = {k: v for k, v in (("warmup", args.warmup), ("split_warmup", args.split_warmup),
-                                               ("merge_ratio", args.merge_ratio)) if v is not None}
-                gate = {k: v for k, v in (("assignment", args.assignment), ("reassign_margin", args.reassign_margin))
-                        if v is not None}
-                for flag in ("standardize", "reassign", "relocate"):
-                    if getattr(args, flag):
-                        gate[flag] = True
-                if args.no_recluster:
-                    gate["recluster"] = False
-                overrides["gate_update"] = GateUpdateConfig(**gate)
-                tc = TrainConfig(epochs=args.epochs, seed=seed, **overrides)
+                if (f"{key} families", model, seed) in finished:
+                    continue
+                overrides = {} if args.warmup is None else {"warmup": args.warmup}
+                tc = MixERTrainConfig(epochs=args.epochs, seed=seed, **overrides)
                 net, system, train_s = train_model(model, dataset, num_experts=E, train_config=tc)
                 start = time.perf_counter()
-                ev = evaluate_model(net, dataset, AdaptConfig(steps=args.adapt_steps, starts=E, seed=seed))
+                adapt = AdaptConfig(steps=args.adapt_steps, starts=E, seed=seed)
+                ev = evaluate_model(net, dataset, adapt)
                 eval_s = time.perf_counter() - start
-                suffix = f"_{args.tag}" if args.tag else ""
-                write_plots(RESULTS / "plots" / f"mixer_{key}fam_{model}_seed{seed}{suffix}", dataset, ev, model)
+                if (key, model, seed) == ("10", "mixer", 0):
+                    with tempfile.TemporaryDirectory() as tmp:
+                        write_plots(Path(tmp), dataset, ev, model)
+                        for name in ("expert_assignment", "trajectories_adapt"):
+                            shutil.copy(Path(tmp) / f"{name}.png", args.out / f"mixer_{name}.png")
                 row = {
-                    "bench": "mixer", "setting": f"{key} families", "families": list(dataset.families),
-                    "model": model, "seed": seed, "num_experts": E, "epochs": args.epochs,
-                    "outer_steps": tc.outer_steps, "train_envs_per_family": args.train_envs,
-                    "train_ics": args.train_ics, **{k: v for k, v in ev.metrics.items()},
-                    "warmup": tc.warmup, "recluster": tc.gate_update.recluster,
-                    "split_warmup": tc.split_warmup, "merge_ratio": tc.merge_ratio,
-                    "gate_update": dataclasses.asdict(tc.gate_update), "merges": len(system.merges),
-                    "gate_updates": system.gate_updates, "train_seconds": round(train_s, 1),
-                    "eval_seconds": round(eval_s, 1), "threads": args.threads, "tag": args.tag,
+                    "bench": "mixer",
+                    "run_id": run_id,
+                    "commit": sha,
+                    "setting": f"{key} families",
+                    "families": list(dataset.families),
+                    "model": model,
+                    "seed": seed,
+                    "num_experts": E,
+                    "epochs": args.epochs,
+                    "outer_steps": tc.outer_steps,
+                    "train_envs_per_family": args.train_envs,
+                    "train_ics": args.train_ics,
+                    **ev.metrics,
+                    "warmup": tc.warmup,
+                    "gate_updates": system.gate_updates,
+                    "train_seconds": round(train_s, 1),
+                    "eval_seconds": round(eval_s, 1),
+                    "threads": args.threads,
                 }
-                line = json.dumps(row)
-                print(line, flush=True)
-                with args.out.open("a") as fh:
-                    fh.write(line + "\n")
+                append_row(jsonl, row)
+                md.write_text(table(read_rows(jsonl)))
 
 
 if __name__ == "__main__":

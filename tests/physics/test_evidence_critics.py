@@ -1,4 +1,4 @@
-"""Dirichlet critics: reliability is a distribution, the loss has the right optimum and it learns."""
+"""Dirichlet critics: reliability is a distribution, the loss has the right optimum, it learns."""
 
 import pytest
 import torch
@@ -65,7 +65,12 @@ def test_critic_learns_which_expert_is_reliable_and_corrects_bias():
 
 
 def test_loss_is_finite_for_any_output():
-    out = CriticOutput(torch.rand(4, 3, 2), torch.full((4, 3, 2), 1 / 3), torch.full((4, 2), 3.0), torch.zeros(4, 3, 2))
+    out = CriticOutput(
+        torch.rand(4, 3, 2),
+        torch.full((4, 3, 2), 1 / 3),
+        torch.full((4, 2), 3.0),
+        torch.zeros(4, 3, 2),
+    )
     assert torch.isfinite(critic_loss(out, torch.randn(4, 3, 2), torch.randn(4, 2)))
 
 
@@ -104,7 +109,9 @@ def test_softmin_critic_target_rewards_ranking_every_expert():
 
     ranked, swapped = out([6.0, 3.0, 0.5]), out([6.0, 0.5, 3.0])  # same top expert, 2nd/3rd swapped
     # the one-hot target only sees the closest expert: both orders cost the same ...
-    assert float(critic_loss(ranked, pred, y, kl_weight=0.0)) == pytest.approx(float(critic_loss(swapped, pred, y, kl_weight=0.0)))
+    assert float(critic_loss(ranked, pred, y, kl_weight=0.0)) == pytest.approx(
+        float(critic_loss(swapped, pred, y, kl_weight=0.0))
+    )
     # ... the graded target prefers the full ranking
     soft = lambda o: critic_loss(o, pred, y, kl_weight=0.0, target="softmin")  # noqa: E731
     assert soft(ranked) < soft(swapped)

@@ -5,19 +5,25 @@ import pytest
 import torch
 
 from moesuite.core.experts import ExpertList
-from moesuite.physics.evidence.api import TrainConfig, build_model, fit_and_predict, metrics_of
+from moesuite.physics.data.flidar import SimulationConfig, expected_counts, simulate_dataset
 from moesuite.physics.evidence.baselines import DenseEvidential, SoftmaxMoE
-from moesuite.physics.evidence.data import TargetScaler, features, to_batch
+from moesuite.physics.evidence.config import EvidenceTrainConfig
+from moesuite.physics.evidence.evaluate import metrics_of
 from moesuite.physics.evidence.experts import ExpertBank, physics_window_loss, window_masks
+from moesuite.physics.evidence.features import TargetScaler, features, to_batch
 from moesuite.physics.evidence.model import EvidenceMoE
-from moesuite.physics.flidar import SimulationConfig, expected_counts, simulate_dataset
+from moesuite.physics.evidence.training import build_model, fit_and_predict, training_step
 
 CFG = SimulationConfig(n_bins=64, bin_width_ns=0.195, oversample=2)
 
 
 @pytest.fixture(scope="module")
 def data():
-    return (simulate_dataset(1200, CFG, seed=0), simulate_dataset(200, CFG, seed=1), simulate_dataset(400, CFG, seed=2))
+    return (
+        simulate_dataset(1200, CFG, seed=0),
+        simulate_dataset(200, CFG, seed=1),
+        simulate_dataset(400, CFG, seed=2),
+    )
 
 
 def test_expert_bank_concatenates_each_experts_slot():
@@ -36,7 +42,9 @@ def test_expert_bank_concatenates_each_experts_slot():
 
 
 def test_windows_cover_rising_edge_bulk_and_tail():
-    counts = torch.tensor(expected_counts(simulate_dataset(1, CFG, seed=3).params, CFG), dtype=torch.float32)
+    counts = torch.tensor(
+        expected_counts(simulate_dataset(1, CFG, seed=3).params, CFG), dtype=torch.float32
+    )
     m = window_masks(counts)
     first = [int(torch.nonzero(m[0, w])[0]) for w in range(3)]
     last = [int(torch.nonzero(m[0, w])[-1]) for w in range(3)]
@@ -49,7 +57,9 @@ def test_physics_loss_is_smallest_at_the_true_parameters():
     counts = torch.tensor(ds.signals)
     params = torch.tensor(ds.params, dtype=torch.float32)
     truth = params[:, :2]
-    cand = torch.stack([truth, truth * torch.tensor([1.4, 1.0]), truth * torch.tensor([1.0, 1.6])], dim=1)
+    cand = torch.stack(
+        [truth, truth * torch.tensor([1.4, 1.0]), truth * torch.tensor([1.0, 1.6])], dim=1
+    )
     loss = physics_window_loss(cand, counts, params, window_masks(counts), SimulationConfig())
     assert (loss[:, 0] < loss[:, 1]).float().mean() >= 0.75
     assert (loss[:, 0] < loss[:, 2]).float().mean() >= 0.75
@@ -61,8 +71,11 @@ def test_losses_backpropagate_to_every_part(data):
     scaler = TargetScaler.from_config(CFG)
     b = to_batch(train.subset(slice(0, 16)), scaler)
     model = EvidenceMoE(65, CFG.to_dict(), scaler.low, scaler.high, d_hidden=16, d_critic=16)
-    out = model.losses(b.x, b.y, b.counts, b.params)
-    assert {"loss", "expert_nig", "final_nig", "critic", "physics"} <= set(out)
+    out = training_step(model, (b.x, b.y, b.counts, b.params))
+    assert {"loss", "task_loss", "aux_loss", "expert_nig", "final_nig", "critic", "physics"} <= set(
+        out
+    )
+    assert float(out["aux_loss"]) == 0.0 and torch.equal(out["loss"], out["task_loss"])  # no router
     out["loss"].backward()
     for name in ("bank", "critic", "decider"):
         grads = [p.grad for p in getattr(model, name).parameters()]
@@ -70,22 +83,23 @@ def test_losses_backpropagate_to_every_part(data):
 
 
 def test_baselines_match_the_parameter_budget():
-    tc = TrainConfig(d_hidden=64)
-    counts = {m: sum(p.numel() for p in build_model(m, 65, CFG, tc).parameters())
-              for m in ("evidence", "evidence-dense", "evidence-softmax")}
+    tc = EvidenceTrainConfig(d_hidden=64)
+    counts = {
+        m: sum(p.numel() for p in build_model(m, CFG, tc).parameters())
+        for m in ("evidence", "evidence-dense", "evidence-softmax")
+    }
     for m in ("evidence-dense", "evidence-softmax"):
         assert abs(counts[m] - counts["evidence"]) / counts["evidence"] < 0.02
-    assert isinstance(build_model("evidence-dense", 65, CFG, tc), DenseEvidential)
-    assert isinstance(build_model("evidence-softmax", 65, CFG, tc), SoftmaxMoE)
+    assert isinstance(build_model("evidence-dense", CFG, tc), DenseEvidential)
+    assert isinstance(build_model("evidence-softmax", CFG, tc), SoftmaxMoE)
 
 
 def test_evidence_moe_learns_depth_and_lifetime_on_small_data(data):
     train, val, test = data
-    tc = TrainConfig(epochs=6, batch_size=64, d_hidden=32, lr=4e-3)
+    tc = EvidenceTrainConfig(epochs=6, batch_size=64, d_hidden=32, lr=4e-3)
     pred, scored, info = fit_and_predict("evidence", train, val, test, tc)
     m = metrics_of(pred, scored)
     # predicting the mean gives NRMSE ~0.29 on a uniform target
-    print(m)
     assert m["nrmse_tau"] < 0.15 and m["nrmse_depth"] < 0.2
     assert 0.6 < m["coverage90_tau"] <= 1.0
     assert np.all(pred.lower <= pred.upper)
@@ -109,11 +123,23 @@ def test_windowed_expert_inputs_only_see_their_window():
     late = bank.experts.experts[2]
     x2 = x.clone()
     x2[:, :3] *= 1.5  # change the first bins: outside the late window, attenuated to 10% there
-    d_late = (late(torch.nn.functional.pad(x2, (0, bank.d_model - 65))) -
-              late(torch.nn.functional.pad(x, (0, bank.d_model - 65)))).abs().max()
+    d_late = (
+        (
+            late(torch.nn.functional.pad(x2, (0, bank.d_model - 65)))
+            - late(torch.nn.functional.pad(x, (0, bank.d_model - 65)))
+        )
+        .abs()
+        .max()
+    )
     early = bank.experts.experts[0]
-    d_early = (early(torch.nn.functional.pad(x2, (0, bank.d_model - 65))) -
-               early(torch.nn.functional.pad(x, (0, bank.d_model - 65)))).abs().max()
+    d_early = (
+        (
+            early(torch.nn.functional.pad(x2, (0, bank.d_model - 65)))
+            - early(torch.nn.functional.pad(x, (0, bank.d_model - 65)))
+        )
+        .abs()
+        .max()
+    )
     assert d_late < d_early
     with pytest.raises(ValueError, match="expert_inputs"):
         EvidenceMoE(65, CFG.to_dict(), (1.0, 0.3), (20.0, 2.0), expert_inputs="half")

@@ -32,7 +32,9 @@ def test_nll_is_the_student_t_negative_log_density():
 def test_nll_integrates_to_one():
     nig = NIG(torch.tensor([0.3]), torch.tensor([1.5]), torch.tensor([2.5]), torch.tensor([0.7]))
     y = torch.linspace(-60, 60, 400001, dtype=torch.float64)
-    dens = torch.exp(-nig_nll(y, NIG(*(v.double() for v in (nig.gamma, nig.nu, nig.alpha, nig.beta)))))
+    dens = torch.exp(
+        -nig_nll(y, NIG(*(v.double() for v in (nig.gamma, nig.nu, nig.alpha, nig.beta))))
+    )
     assert float(torch.trapezoid(dens, y)) == pytest.approx(1.0, abs=1e-3)
 
 
@@ -40,7 +42,9 @@ def test_loss_gradient_matches_finite_differences():
     g = torch.Generator().manual_seed(1)
     raw = torch.randn(6, 2, 4, generator=g, dtype=torch.float64, requires_grad=True)
     y = torch.randn(6, 2, generator=g, dtype=torch.float64)
-    assert torch.autograd.gradcheck(lambda r: evidential_loss(y, nig_from_raw(r), coeff=0.1), (raw,))
+    assert torch.autograd.gradcheck(
+        lambda r: evidential_loss(y, nig_from_raw(r), coeff=0.1), (raw,)
+    )
 
 
 def test_gradient_pulls_gamma_towards_the_target():
@@ -65,7 +69,12 @@ def test_uncertainties_and_constraints():
 
 def test_interval_covers_at_the_nominal_rate():
     rng = np.random.default_rng(0)
-    nig = NIG(torch.zeros(20000), torch.full((20000,), 2.0), torch.full((20000,), 3.0), torch.full((20000,), 0.5))
+    nig = NIG(
+        torch.zeros(20000),
+        torch.full((20000,), 2.0),
+        torch.full((20000,), 3.0),
+        torch.full((20000,), 0.5),
+    )
     scale = np.sqrt(0.5 * 3 / (2 * 3))
     y = stats.t.rvs(6, 0, scale, size=20000, random_state=rng)
     lo, hi = student_t_interval(nig, 0.9)

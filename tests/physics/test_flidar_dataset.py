@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from moesuite.physics.flidar import (
+from moesuite.physics.data.flidar import (
     PARAM_NAMES,
     FLiDARDataset,
     SimulationConfig,
@@ -40,9 +40,13 @@ def test_sampling_respects_ranges_and_ties_emission_optics():
         if name in CFG.ranges:
             lo, hi = CFG.ranges[name]
             assert lo <= p[:, j].min() and p[:, j].max() <= hi
-    np.testing.assert_array_equal(p[:, PARAM_NAMES.index("mua_em")], p[:, PARAM_NAMES.index("mua_ex")])
+    np.testing.assert_array_equal(
+        p[:, PARAM_NAMES.index("mua_em")], p[:, PARAM_NAMES.index("mua_ex")]
+    )
     free = sample_params(500, SimulationConfig(independent_emission=True), seed=1)
-    assert not np.allclose(free[:, PARAM_NAMES.index("mua_em")], free[:, PARAM_NAMES.index("mua_ex")])
+    assert not np.allclose(
+        free[:, PARAM_NAMES.index("mua_em")], free[:, PARAM_NAMES.index("mua_ex")]
+    )
 
 
 def test_same_seed_same_data():
@@ -50,12 +54,15 @@ def test_same_seed_same_data():
     np.testing.assert_array_equal(a.signals, b.signals)
 
 
-@pytest.mark.parametrize(("name", "value", "match"), [
-    ("depth_mm", -1.0, r"depth_mm\[2\] = -1.0 is unphysical"),
-    ("tau_ns", 0.0, r"tau_ns\[2\] = 0.0 is unphysical"),
-    ("musp_ex", np.nan, "musp_ex"),
-    ("background", 1.5, "background"),
-])
+@pytest.mark.parametrize(
+    ("name", "value", "match"),
+    [
+        ("depth_mm", -1.0, r"depth_mm\[2\] = -1.0 is unphysical"),
+        ("tau_ns", 0.0, r"tau_ns\[2\] = 0.0 is unphysical"),
+        ("musp_ex", np.nan, "musp_ex"),
+        ("background", 1.5, "background"),
+    ],
+)
 def test_unphysical_parameters_are_refused(name, value, match):
     p = sample_params(4, CFG, seed=0)
     p[2, PARAM_NAMES.index(name)] = value
@@ -76,8 +83,9 @@ def test_bad_ranges_and_config():
 
 def test_mismatched_bin_counts(tmp_path, small):
     path = tmp_path / "bad.npz"
-    np.savez(path, signals=small.signals[:, :60], params=small.params,
-             config=json.dumps(CFG.to_dict()))
+    np.savez(
+        path, signals=small.signals[:, :60], params=small.params, config=json.dumps(CFG.to_dict())
+    )
     with pytest.raises(ValueError, match="60 bins but the config says n_bins=64"):
         load_npz(path)
 
@@ -126,7 +134,7 @@ def test_measured_irf(tmp_path):
     p = sample_params(3, CFG, seed=0)
     with_irf = simulate_dataset(3, CFG, seed=0, irf=loaded)
     assert with_irf.signals.shape == (3, 64)
-    from moesuite.physics.flidar import expected_shape
+    from moesuite.physics.data.flidar import expected_shape
 
     np.testing.assert_allclose(expected_shape(p, CFG, loaded).sum(1), 1.0)
     with pytest.raises(ValueError, match="IRF must hold 64"):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from moesuite.physics.flidar import (
+from moesuite.physics.data.flidar import (
     C0_MM_PER_NS,
     PARAM_NAMES,
     SimulationConfig,
@@ -13,14 +13,24 @@ from moesuite.physics.flidar import (
     log_green_excitation,
     simulate_counts,
 )
-from moesuite.physics.flidar.forward import fft_convolve
+from moesuite.physics.data.flidar.forward import fft_convolve
 
 COL = {n: i for i, n in enumerate(PARAM_NAMES)}
 
 
 def params(**kw):
-    base = dict(depth_mm=5.0, tau_ns=1.0, mua_ex=0.01, musp_ex=1.0, mua_em=0.01, musp_em=1.0, n=1.4,
-                irf_fwhm_ns=0.15, photons=1e4, background=0.0)
+    base = dict(
+        depth_mm=5.0,
+        tau_ns=1.0,
+        mua_ex=0.01,
+        musp_ex=1.0,
+        mua_em=0.01,
+        musp_em=1.0,
+        n=1.4,
+        irf_fwhm_ns=0.15,
+        photons=1e4,
+        background=0.0,
+    )
     base.update(kw)
     return np.array([[base[n] for n in PARAM_NAMES]])
 
@@ -33,11 +43,12 @@ def test_green_peak_moves_later_with_depth(green):
 
 
 def test_excitation_peak_solves_the_analytic_stationarity_condition():
-    # G_ex ~ t^-3/2 exp(-mu_a v t) (exp(-a/t) - exp(-b/t)), a = (d - z0)^2/4Dv, b = (d + z0 + 2 z_e)^2/4Dv;
+    # G_ex ~ t^-3/2 exp(-mu_a v t) (exp(-a/t) - exp(-b/t)),
+    # a = (d - z0)^2/4Dv, b = (d + z0 + 2 z_e)^2/4Dv;
     # its peak is the root of the analytic d/dt log G_ex (solved here independently with brentq)
     from scipy.optimize import brentq
 
-    from moesuite.physics.flidar.forward import boundary_coefficient
+    from moesuite.physics.data.flidar.forward import boundary_coefficient
 
     mua, musp, n, d = 0.01, 1.0, 1.4, 12.0
     D, v = 1 / (3 * (mua + musp)), C0_MM_PER_NS / n
@@ -50,7 +61,9 @@ def test_excitation_peak_solves_the_analytic_stationarity_condition():
 
     expected = brentq(dlog, 0.01, 5.0)
     t = np.linspace(1e-3, 3.0, 300001)
-    assert t[np.argmax(log_green_excitation(d, mua, musp, n, t))] == pytest.approx(expected, abs=2e-5)
+    assert t[np.argmax(log_green_excitation(d, mua, musp, n, t))] == pytest.approx(
+        expected, abs=2e-5
+    )
 
 
 def test_histogram_peak_grows_with_depth():
@@ -59,7 +72,9 @@ def test_histogram_peak_grows_with_depth():
     assert np.all(np.diff(peaks) > 0)
 
 
-@pytest.mark.parametrize(("green", "power"), [(log_green_excitation, 1.5), (log_green_emission, 2.5)])
+@pytest.mark.parametrize(
+    ("green", "power"), [(log_green_excitation, 1.5), (log_green_emission, 2.5)]
+)
 def test_green_late_log_slope_is_absorption(green, power):
     mua, n = 0.02, 1.4
     v = C0_MM_PER_NS / n
@@ -81,7 +96,9 @@ def test_signal_late_slope_follows_the_slowest_decay():
 
 
 def test_expected_counts_total_the_requested_photons():
-    p = np.concatenate([params(photons=1e3, background=0.0), params(photons=5e4, background=0.05, depth_mm=15.0)])
+    p = np.concatenate(
+        [params(photons=1e3, background=0.0), params(photons=5e4, background=0.05, depth_mm=15.0)]
+    )
     lam = expected_counts(p)
     np.testing.assert_allclose(lam.sum(1), [1e3, 5e4], rtol=1e-10)
     # background is spread uniformly: its share of each bin is photons * bg / n_bins
@@ -122,7 +139,7 @@ def test_longer_lifetime_delays_the_mean_arrival_by_the_lifetime_difference():
 
 
 def test_simulation_is_fast_enough_to_vectorise():
-    from moesuite.physics.flidar import sample_params
+    from moesuite.physics.data.flidar import sample_params
 
     p = sample_params(2000, seed=0)
     assert simulate_counts(p, seed=0).shape == (2000, 256)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from moesuite.physics.flidar import (
+from moesuite.physics.data.flidar import (
     PARAM_NAMES,
     SimulationConfig,
     expected_counts,
@@ -14,14 +14,19 @@ from moesuite.physics.flidar import (
     sample_params,
 )
 
-SMALL = SimulationConfig(n_bins=24, bin_width_ns=0.2, oversample=2, t_offset_ns=0.4,
-                         ranges={"depth_mm": (2.0, 6.0)})
+SMALL = SimulationConfig(
+    n_bins=24, bin_width_ns=0.2, oversample=2, t_offset_ns=0.4, ranges={"depth_mm": (2.0, 6.0)}
+)
 
 
 def test_matches_numpy_reference():
     p = sample_params(16, seed=0)
-    np.testing.assert_allclose(expected_shape_torch(torch.tensor(p)).numpy(), expected_shape(p), atol=1e-10)
-    np.testing.assert_allclose(expected_counts_torch(torch.tensor(p)).numpy(), expected_counts(p), rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(
+        expected_shape_torch(torch.tensor(p)).numpy(), expected_shape(p), atol=1e-10
+    )
+    np.testing.assert_allclose(
+        expected_counts_torch(torch.tensor(p)).numpy(), expected_counts(p), rtol=1e-8, atol=1e-8
+    )
 
 
 def test_float32_is_close():
@@ -30,7 +35,9 @@ def test_float32_is_close():
     np.testing.assert_allclose(s32, expected_shape(p), atol=2e-5)
 
 
-@pytest.mark.parametrize("names", [("depth_mm", "tau_ns"), ("mua_ex", "musp_ex", "irf_fwhm_ns", "n")])
+@pytest.mark.parametrize(
+    "names", [("depth_mm", "tau_ns"), ("mua_ex", "musp_ex", "irf_fwhm_ns", "n")]
+)
 def test_gradcheck(names):
     base = torch.tensor(sample_params(2, SMALL, seed=3))
     cols = [PARAM_NAMES.index(n) for n in names]

@@ -50,14 +50,20 @@ def test_gradients_flow_through_the_solver():
     # y(1) = y0 exp(-a): dy/da = -exp(-a), dy/dy0 = exp(-a)
     assert abs(float(a.grad) + math.exp(-0.7)) < 1e-6
     assert abs(float(y0.grad) - math.exp(-0.7)) < 1e-6
-    assert torch.autograd.gradcheck(lambda a_: rk4(lambda t, y: -a_ * y, y0.detach(), 0.1, 4), (a.detach().clone().requires_grad_(True),))
+    assert torch.autograd.gradcheck(
+        lambda a_: rk4(lambda t, y: -a_ * y, y0.detach(), 0.1, 4),
+        (a.detach().clone().requires_grad_(True),),
+    )
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"n_times": 0}, "n_times must be a positive int"),
-    ({"n_times": 3, "substeps": 0}, "substeps must be a positive int"),
-    ({"n_times": 3, "dt": torch.ones(5)}, "does not broadcast"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"n_times": 0}, "n_times must be a positive int"),
+        ({"n_times": 3, "substeps": 0}, "substeps must be a positive int"),
+        ({"n_times": 3, "dt": torch.ones(5)}, "does not broadcast"),
+    ],
+)
 def test_bad_arguments(kwargs, message):
     kwargs.setdefault("dt", 0.1)
     with pytest.raises(ValueError, match=message):

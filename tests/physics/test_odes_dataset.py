@@ -3,13 +3,21 @@
 import numpy as np
 import pytest
 
-from moesuite.physics.odes import ODEDataset, generate, load_dataset, save_dataset
+from moesuite.physics.data.odes import ODEDataset, generate, load_dataset, save_dataset
 
 
 @pytest.fixture(scope="module")
 def dataset():
-    return generate(families="van_der_pol,sir,rossler", n_train_envs=4, n_adapt_envs=2, n_train_ics=3,
-                    n_test_ics=2, n_shots=2, n_times=6, seed=1)
+    return generate(
+        families="van_der_pol,sir,rossler",
+        n_train_envs=4,
+        n_adapt_envs=2,
+        n_train_ics=3,
+        n_test_ics=2,
+        n_shots=2,
+        n_times=6,
+        seed=1,
+    )
 
 
 def test_splits_are_disjoint(dataset):
@@ -54,7 +62,9 @@ def test_subset_renumbers_families(dataset):
     sub = dataset.subset(["rossler", "van_der_pol"])
     assert sub.families == ("rossler", "van_der_pol")
     assert set(sub.train.family.tolist()) == {0, 1}
-    assert np.array_equal(sub.train.fit[sub.train.family == 0], dataset.train.fit[dataset.train.family == 2])
+    assert np.array_equal(
+        sub.train.fit[sub.train.family == 0], dataset.train.fit[dataset.train.family == 2]
+    )
     with pytest.raises(ValueError, match=r"\['lorenz'\] are not in this dataset"):
         dataset.subset(["lorenz"])
 
@@ -74,7 +84,9 @@ def test_malformed_npz_files(tmp_path, dataset):
     arrays = dict(np.load(good))
     bad_shape = dict(arrays, adapt_test=arrays["adapt_test"][:, :, :, :2])
     np.savez(tmp_path / "bad_shape.npz", **bad_shape)
-    with pytest.raises(ValueError, match=r"bad_shape.npz: malformed ODE dataset: adapt.test must be"):
+    with pytest.raises(
+        ValueError, match=r"bad_shape.npz: malformed ODE dataset: adapt.test must be"
+    ):
         load_dataset(tmp_path / "bad_shape.npz")
     nan = dict(arrays, train_fit=np.full_like(arrays["train_fit"], np.nan))
     np.savez(tmp_path / "nan.npz", **nan)

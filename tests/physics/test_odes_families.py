@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from moesuite.physics import odes
-from moesuite.physics.odes import (
+from moesuite.physics.data.odes import (
     FAMILY_NAMES,
     GenerationConfig,
     generate,
@@ -22,7 +22,15 @@ def test_ten_families_registered():
 @pytest.mark.parametrize("name", FAMILY_NAMES)
 def test_family_generates_finite_trajectories_of_the_right_shape(name):
     family = get_family(name)
-    ds = generate(families=name, n_train_envs=3, n_adapt_envs=2, n_train_ics=2, n_test_ics=1, n_shots=1, n_times=7)
+    ds = generate(
+        families=name,
+        n_train_envs=3,
+        n_adapt_envs=2,
+        n_train_ics=2,
+        n_test_ics=1,
+        n_shots=1,
+        n_times=7,
+    )
     D = family.state_dim
     assert ds.state_dim == D and ds.n_times == 7
     assert ds.split("train").shape == (3, 2, 7, D)
@@ -105,8 +113,13 @@ def test_bad_parameters_are_refused(ranges, message):
 
 
 def test_parameter_override_is_used():
-    ds = generate(families="van_der_pol", n_train_envs=3, n_adapt_envs=1, n_times=4,
-                  param_ranges={"van_der_pol": {"mu": (1.5, 1.6)}})
+    ds = generate(
+        families="van_der_pol",
+        n_train_envs=3,
+        n_adapt_envs=1,
+        n_times=4,
+        param_ranges={"van_der_pol": {"mu": (1.5, 1.6)}},
+    )
     assert (ds.train.params[:, 0] >= 1.5).all() and (ds.train.params[:, 0] <= 1.6).all()
     assert ds.config["param_ranges"]["van_der_pol"]["mu"] == (1.5, 1.6)
 

@@ -1,160 +1,373 @@
-"""``moesuite physics``: simulate FLiDAR data, train EvidenceMoE / MixER and their baselines, evaluate.
+"""``moesuite physics``: simulate FLiDAR data, train, evaluate and compare EvidenceMoE and MixER.
 
-Examples::
+Two systems share the app; a model name says which one a command is about (``list`` shows
+them): the FLiDAR models (EvidenceMoE and its baselines, on fluorescence-LiDAR histograms) and
+the ODE models (MixER and its baselines, on families of ODEs). Examples::
 
+    moesuite physics list
     moesuite physics simulate --n 2000 --out runs/flidar-data
     moesuite physics train evidence --data runs/flidar-data/dataset.npz --epochs 5
-    moesuite physics train evidence-dense              # baselines: evidence-dense, evidence-softmax, evidence-lsq
     moesuite physics train mixer --families lotka_volterra,van_der_pol,lorenz
+    moesuite physics train evidence --resume runs/physics/evidence/<timestamp>
     moesuite physics eval runs/physics/evidence/<timestamp>
+    moesuite physics compare --model evidence --model evidence-dense
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from moesuite.core.cli.common import (
-    DataOption,
+    DeviceOption,
+    DevicesOption,
     EpochsOption,
-    OutOption,
+    ExpertsOption,
+    ModelArg,
+    ModelsOption,
     QuietOption,
+    ResumeOption,
+    RunArg,
     SeedOption,
+    StrategyOption,
+    data_option,
+    lightning_kwargs,
+    out_option,
     typer_factory,
 )
 
-app = typer_factory("physics", "Physics MoE systems: EvidenceMoE (fluorescence LiDAR) and MixER (families of ODEs).")
+app = typer_factory(
+    "physics",
+    "Physics MoE systems: EvidenceMoE (fluorescence LiDAR) and MixER (families of ODEs).",
+)
+
+#: the two systems, in the order ``list`` prints them
+SYSTEMS = ("evidence", "mixer")
+_SYSTEM_TITLES = {
+    "evidence": "FLiDAR models (EvidenceMoE and its baselines; data: `simulate`)",
+    "mixer": "ODE models (MixER and its baselines; data: the ODE families below)",
+}
 
 ThreadsOption = Annotated[
-    int, typer.Option("--threads", min=1, help="torch threads (1 is fastest for these small models on a shared CPU).")
+    int,
+    typer.Option(
+        "--threads",
+        min=1,
+        help="torch threads while the command runs (default 1: these small models run "
+        "fastest on one thread of a shared CPU).",
+    ),
+]
+FamiliesOption = Annotated[
+    str | None,
+    typer.Option(
+        "--families",
+        help="ODE models: families, comma-separated or 'all' (`list` shows them; default: "
+        "three of them, or every family of --data).",
+    ),
+]
+NTrainOption = Annotated[
+    int | None,
+    typer.Option("--n-train", min=1, help="FLiDAR models: simulated training signals."),
+]
+KnownOpticsOption = Annotated[
+    bool,
+    typer.Option(
+        "--known-optics",
+        help="FLiDAR models: also give the estimators each signal's optics and IRF width.",
+    ),
+]
+ExpertInputsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--expert-inputs",
+        help="FLiDAR models: EvidenceMoE's experts read the 'full' signal (default) or "
+        "mostly their 'window'.",
+    ),
 ]
 
-EVIDENCE_MODELS = ("evidence", "evidence-dense", "evidence-softmax", "evidence-lsq")
-MIXER_MODELS = ("mixer", "mixer-shared", "mixer-gradgate")
+SimulateOut = out_option("Run directory to create (default: runs/physics/simulate/<timestamp>).")
+TrainData = data_option(
+    "Training data: a FLiDAR .npz (`simulate`) or an ODE-families .npz; "
+    "generated when omitted (a validation split is held out of FLiDAR data)."
+)
+TrainOut = out_option("Run directory to create (default: runs/physics/<model>/<timestamp>).")
+EvalData = data_option(
+    "Data to score the run on: a FLiDAR .npz with the run's bin count, or an ODE .npz "
+    "with the run's training environments (default: a fresh simulated FLiDAR test set, "
+    "or the run's own ODE data)."
+)
+EvalOut = out_option("Where to write the results (default: <RUN>/eval).")
+CompareData = data_option(
+    "Data for every model: a FLiDAR .npz (a fifth is the test set) or an ODE-families "
+    ".npz; generated when omitted."
+)
+CompareOut = out_option("Run directory to create (default: runs/physics/compare/<timestamp>).")
+
+
+def _registries() -> dict[str, Any]:
+    from moesuite.physics.evidence.registry import MODELS as EVIDENCE
+    from moesuite.physics.mixer.registry import MODELS as MIXER
+
+    return {"evidence": EVIDENCE, "mixer": MIXER}
+
+
+def _system(model: str) -> str:
+    """``"evidence"`` or ``"mixer"``: the system whose registry holds ``model``."""
+    registries = _registries()
+    for name, registry in registries.items():
+        if model in registry:
+            return name
+    valid = [n for registry in registries.values() for n in registry.list()]
+    raise ValueError(f"unknown model {model!r}; expected one of {valid}.")
+
+
+def _refuse(system: str, **given: Any) -> None:
+    """Refuse options that belong to the other system (those given a value)."""
+    used = sorted("--" + k.replace("_", "-") for k, v in given.items() if v not in (None, False))
+    if used:
+        other = "ODE" if system == "evidence" else "FLiDAR"
+        raise ValueError(f"{', '.join(used)} apply to the {other} models only.")
+
+
+def _echo_metrics(metrics: dict[str, Any]) -> None:
+    keys = (
+        "nrmse_depth",
+        "nrmse_tau",
+        "coverage90_depth",
+        "coverage90_tau",
+        "mse_in_domain",
+        "mse_adapt",
+        "ari",
+    )
+    typer.echo("  ".join(f"{k}={metrics[k]:.4f}" for k in keys if k in metrics))
+
+
+@app.command("list")
+def list_() -> None:
+    """List the models of both systems and the ODE families, with one line each."""
+    from moesuite.physics.data.odes import FAMILIES, list_families
+
+    for name, registry in _registries().items():
+        typer.echo(f"{_SYSTEM_TITLES[name]}:")
+        for model, text in registry.help().items():
+            typer.echo(f"  {model:<18} {text}")
+    typer.echo("ODE families (--families, comma-separated, or 'all'):")
+    helps = FAMILIES.help()
+    for family in list_families():
+        typer.echo(f"  {family:<18} {helps[family]}")
 
 
 @app.command()
 def simulate(
     n: Annotated[int, typer.Option("--n", min=1, help="Number of histograms.")] = 2000,
     n_bins: Annotated[int, typer.Option("--n-bins", help="TCSPC bins.")] = 256,
-    bin_width_ns: Annotated[float, typer.Option("--bin-width-ns", help="Bin width in ns.")] = 0.0488,
-    irf: Annotated[Path | None, typer.Option("--irf", help="Measured IRF (.npy or text, n_bins values).")] = None,
-    independent_emission: Annotated[bool, typer.Option("--independent-emission",
-                                                       help="Sample emission optics independently.")] = False,
+    bin_width_ns: Annotated[
+        float, typer.Option("--bin-width-ns", help="Bin width in ns.")
+    ] = 0.0488,
+    irf: Annotated[
+        Path | None,
+        typer.Option("--irf", help="Measured IRF (.npy or text, one value per bin)."),
+    ] = None,
+    independent_emission: Annotated[
+        bool,
+        typer.Option("--independent-emission", help="Sample the emission optics independently."),
+    ] = False,
     seed: SeedOption = 0,
-    out: OutOption = None,
+    out: SimulateOut = None,
 ) -> None:
     """Simulate a FLiDAR dataset (dataset.npz) with a plot of example histograms."""
     from moesuite.core.training import default_run_path, run_directory
+    from moesuite.physics.data.flidar import (
+        SimulationConfig,
+        load_irf,
+        save_npz,
+        simulate_dataset,
+    )
     from moesuite.physics.evidence.plots import plot_example_histograms
-    from moesuite.physics.flidar import SimulationConfig, load_irf, save_npz, simulate_dataset
 
-    config = SimulationConfig(n_bins=n_bins, bin_width_ns=bin_width_ns, independent_emission=independent_emission)
+    config = SimulationConfig(
+        n_bins=n_bins, bin_width_ns=bin_width_ns, independent_emission=independent_emission
+    )
     irf_arr = load_irf(irf, n_bins) if irf is not None else None
     final = out or default_run_path("runs", "physics", "simulate")
     with run_directory(final) as run:
         ds = simulate_dataset(n, config, seed=seed, irf=irf_arr)
         save_npz(ds, run.file("dataset.npz"))
-        run.write_config({"command": "simulate", "n": n, "seed": seed, "irf": str(irf) if irf else None,
-                          "simulation": config.to_dict()})
+        record = {"n": n, "seed": seed, "irf": str(irf) if irf else None}
+        run.write_config({"command": "simulate", **record, "simulation": config.to_dict()})
         totals = ds.signals.sum(1)
-        run.write_metrics({"n_signals": len(ds), "photons_mean": float(totals.mean()),
-                           "photons_min": float(totals.min()), "photons_max": float(totals.max()),
-                           "depth_mm_range": [float(ds.column("depth_mm").min()), float(ds.column("depth_mm").max())],
-                           "tau_ns_range": [float(ds.column("tau_ns").min()), float(ds.column("tau_ns").max())]})
+        depth, tau = ds.column("depth_mm"), ds.column("tau_ns")
+        run.write_metrics(
+            {
+                "n_signals": len(ds),
+                "photons_mean": float(totals.mean()),
+                "photons_min": float(totals.min()),
+                "photons_max": float(totals.max()),
+                "depth_mm_range": [float(depth.min()), float(depth.max())],
+                "tau_ns_range": [float(tau.min()), float(tau.max())],
+            }
+        )
         plot_example_histograms(ds, run.plot_path("example_histograms"))
     typer.echo(f"wrote {len(ds)} histograms to {final / 'dataset.npz'}")
 
 
 @app.command()
 def train(
-    model: Annotated[str, typer.Argument(help=f"One of {', '.join(EVIDENCE_MODELS + MIXER_MODELS)}.")],
-    data: DataOption = None,
-    epochs: EpochsOption = None,
-    n_train: Annotated[int | None, typer.Option("--n-train", min=1,
-                                                help="Simulated training signals (evidence models).")] = None,
-    known_optics: Annotated[bool, typer.Option("--known-optics",
-                                               help="Give the estimators each signal's optics (evidence models).")] = False,
-    expert_inputs: Annotated[str | None, typer.Option("--expert-inputs",
-                                                      help="EvidenceMoE experts read the 'full' signal or their 'window'.")] = None,
-    families: Annotated[str | None, typer.Option("--families", help="ODE families, comma-separated or 'all' (mixer models).")] = None,
-    num_experts: Annotated[int | None, typer.Option("--num-experts", min=1, help="MixER experts (mixer models).")] = None,
+    model: ModelArg,
+    data: TrainData = None,
+    out: TrainOut = None,
     seed: SeedOption = 0,
-    out: OutOption = None,
-    quiet: QuietOption = False,
+    epochs: EpochsOption = None,
+    experts: ExpertsOption = None,
     threads: ThreadsOption = 1,
+    device: DeviceOption = "auto",
+    devices: DevicesOption = "auto",
+    strategy: StrategyOption = "auto",
+    resume: ResumeOption = None,
+    quiet: QuietOption = False,
+    families: FamiliesOption = None,
+    n_train: NTrainOption = None,
+    known_optics: KnownOpticsOption = False,
+    expert_inputs: ExpertInputsOption = None,
 ) -> None:
-    """Train EvidenceMoE, MixER or one of their baselines; writes a run directory."""
-    from moesuite.core.training import torch_threads
+    """Train a model and write a run directory (`list` shows the models)."""
+    from moesuite.core.training import read_json, torch_threads
 
+    system = _system(model)
+    lightning = lightning_kwargs(device, devices, strategy)
     with torch_threads(threads):
-        path = _train(model, data, epochs, n_train, known_optics, expert_inputs, families, num_experts, seed, out, quiet)
-    _report(path)
+        if system == "mixer":
+            _refuse(system, n_train=n_train, known_optics=known_optics, expert_inputs=expert_inputs)
+            from moesuite.physics.mixer.training import train as train_mixer
 
+            path = train_mixer(
+                model,
+                families=families,
+                epochs=epochs,
+                seed=seed,
+                out=out,
+                data=data,
+                progress=not quiet,
+                num_experts=experts,
+                resume=resume,
+                lightning=lightning,
+            )
+        else:
+            _refuse(system, families=families, experts=experts)
+            from moesuite.physics.evidence.training import train as train_evidence
 
-def _train(model: str, data: Path | None, epochs: int | None, n_train: int | None, known_optics: bool,
-           expert_inputs: str | None, families: str | None, num_experts: int | None, seed: int, out: Path | None,
-           quiet: bool) -> Path:
-    if model in MIXER_MODELS:
-        if n_train is not None or known_optics or expert_inputs is not None:
-            raise ValueError(f"--n-train/--known-optics/--expert-inputs apply to the evidence models, not {model!r}.")
-        from moesuite.physics.mixer import api as mixer_api
-
-        path = mixer_api.train(model, families=families, epochs=epochs, seed=seed, out=out, data=data,
-                               progress=not quiet, num_experts=num_experts)
-    elif model in EVIDENCE_MODELS:
-        if families is not None or num_experts is not None:
-            raise ValueError(f"--families/--num-experts apply to the mixer models, not {model!r}.")
-        from moesuite.physics.evidence import api as evidence_api
-
-        path = evidence_api.train(model, data=data, epochs=epochs, n_train=n_train, seed=seed, out=out,
-                                  progress=not quiet, known_optics=known_optics, expert_inputs=expert_inputs)
-    else:
-        raise ValueError(f"unknown model {model!r}; expected one of {list(EVIDENCE_MODELS + MIXER_MODELS)}.")
-    return path
+            path = train_evidence(
+                model,
+                data=data,
+                epochs=epochs,
+                n_train=n_train,
+                seed=seed,
+                out=out,
+                progress=not quiet,
+                resume=resume,
+                lightning=lightning,
+                known_optics=known_optics or None,
+                expert_inputs=expert_inputs,
+            )
+    _echo_metrics(read_json(path / "metrics.json"))
+    typer.echo(f"run directory: {path}")
 
 
 @app.command("eval")
 def evaluate(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `moesuite physics train`.")],
-    data: DataOption = None,
-    n_test: Annotated[int, typer.Option("--n-test", min=1, help="Simulated test signals (evidence, no --data).")] = 2000,
-    out: OutOption = None,
+    run: RunArg,
+    data: EvalData = None,
+    out: EvalOut = None,
+    n_test: Annotated[
+        int,
+        typer.Option("--n-test", min=1, help="FLiDAR runs without --data: simulated test signals."),
+    ] = 2000,
     threads: ThreadsOption = 1,
+    quiet: QuietOption = False,
 ) -> None:
-    """Evaluate a run directory (NRMSE and coverage, or MSE and ARI); writes <run>/eval."""
+    """Evaluate a run directory (NRMSE and coverage, or MSE and ARI); writes <RUN>/eval."""
     from moesuite.core.training import read_json, torch_threads
 
-    if not Path(run_dir).is_dir():
-        raise FileNotFoundError(f"{run_dir}: no such run directory (expected one written by `moesuite physics train`).")
-    model = read_json(Path(run_dir) / "config.json").get("model")
-    if model in MIXER_MODELS:
-        from moesuite.physics.mixer import api as mixer_api
+    if not Path(run).is_dir():
+        raise FileNotFoundError(
+            f"{run}: no such run directory (expected one written by `moesuite physics train`)."
+        )
+    model = read_json(Path(run) / "config.json").get("model")
+    try:
+        system = _system(model)
+    except ValueError:
+        raise ValueError(f"{run}/config.json: {model!r} is not a physics model.") from None
+    with torch_threads(threads):
+        if system == "mixer":
+            from moesuite.physics.mixer.evaluate import evaluate as evaluate_mixer
 
-        with torch_threads(threads):
-            metrics = mixer_api.evaluate(run_dir, data=data, out=out)
-        keys = ("mse_in_domain", "mse_adapt", "ari")
-    elif model in EVIDENCE_MODELS:
-        from moesuite.physics.evidence import api as evidence_api
+            metrics = evaluate_mixer(run, data=data, out=out)
+        else:
+            from moesuite.physics.evidence.evaluate import evaluate as evaluate_evidence
 
-        with torch_threads(threads):
-            metrics = evidence_api.evaluate(run_dir, data=data, n_test=n_test, out=out)
-        keys = ("nrmse_depth", "nrmse_tau", "coverage90_depth", "coverage90_tau")
-    else:
-        raise ValueError(f"{run_dir}/config.json: model {model!r} is not a physics model.")
-    typer.echo("  ".join(f"{k}={metrics[k]:.4f}" for k in keys))
-    typer.echo(f"results in {out or Path(run_dir) / 'eval'}")
+            metrics = evaluate_evidence(run, data=data, n_test=n_test, out=out, progress=not quiet)
+    _echo_metrics(metrics)
+    typer.echo(f"results in {out or Path(run) / 'eval'}")
 
 
-def _report(path: Path) -> None:
-    from moesuite.core.training import read_json
+@app.command()
+def compare(
+    model: ModelsOption = None,
+    data: CompareData = None,
+    out: CompareOut = None,
+    seed: SeedOption = 0,
+    epochs: EpochsOption = None,
+    experts: ExpertsOption = None,
+    threads: ThreadsOption = 1,
+    quiet: QuietOption = False,
+    families: FamiliesOption = None,
+    n_train: NTrainOption = None,
+    known_optics: KnownOpticsOption = False,
+) -> None:
+    """Train models of one system on the same data and budget; print the side-by-side table."""
+    from moesuite.core.training import torch_threads
 
-    metrics = read_json(path / "metrics.json")
-    keys = [k for k in ("nrmse_depth", "nrmse_tau", "coverage90_depth", "coverage90_tau", "mse_in_domain",
-                        "mse_adapt", "ari") if k in metrics]
-    typer.echo("  ".join(f"{k}={metrics[k]:.4f}" for k in keys))
+    models = list(dict.fromkeys(model or []))
+    if not models:
+        raise ValueError("--model: give the models to compare, repeating --model (`list`).")
+    systems = {m: _system(m) for m in models}
+    if len(set(systems.values())) > 1:
+        raise ValueError(
+            f"--model: {models} mix FLiDAR and ODE models; compare models of one system."
+        )
+    system = systems[models[0]]
+    with torch_threads(threads):
+        if system == "mixer":
+            _refuse(system, n_train=n_train, known_optics=known_optics)
+            from moesuite.physics.mixer.training import compare as compare_mixer
+
+            path, _ = compare_mixer(
+                models,
+                families=families,
+                epochs=epochs,
+                seed=seed,
+                out=out,
+                data=data,
+                progress=not quiet,
+                num_experts=experts,
+            )
+        else:
+            _refuse(system, families=families, experts=experts)
+            from moesuite.physics.evidence.training import compare as compare_evidence
+
+            path, _ = compare_evidence(
+                models,
+                data=data,
+                epochs=epochs,
+                n_train=n_train,
+                seed=seed,
+                out=out,
+                progress=not quiet,
+                known_optics=known_optics or None,
+            )
+    typer.echo((path / "comparison.md").read_text().rstrip())
     typer.echo(f"run directory: {path}")
 
 

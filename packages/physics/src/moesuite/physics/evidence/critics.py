@@ -19,12 +19,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["CRITIC_TARGETS", "CriticOutput", "DirichletCritic", "dirichlet_risk", "dirichlet_kl_uniform", "critic_loss"]
+__all__ = [
+    "CRITIC_TARGETS",
+    "CriticOutput",
+    "DirichletCritic",
+    "dirichlet_risk",
+    "dirichlet_kl_uniform",
+    "critic_loss",
+]
 
 
 @dataclass(frozen=True)
 class CriticOutput:
-    """``evidence, reliability, residual`` are ``[B, E, n_targets]``; ``strength`` is ``[B, n_targets]``."""
+    """The critics' output.
+
+    ``evidence``, ``reliability``, ``residual``: ``[B, E, n_targets]``; ``strength``:
+    ``[B, n_targets]``.
+    """
 
     evidence: torch.Tensor
     reliability: torch.Tensor
@@ -44,16 +55,26 @@ class DirichletCritic(nn.Module):
     Examples:
         >>> critic = DirichletCritic(d_opinion=5, num_experts=3)
         >>> out = critic(torch.randn(4, 3, 5))
-        >>> tuple(out.reliability.shape), bool(torch.allclose(out.reliability.sum(1), torch.ones(4, 2)))
+        >>> sums_to_one = bool(torch.allclose(out.reliability.sum(1), torch.ones(4, 2)))
+        >>> tuple(out.reliability.shape), sums_to_one
         ((4, 3, 2), True)
     """
 
     def __init__(self, d_opinion: int, num_experts: int, n_targets: int = 2, d_hidden: int = 64):
         super().__init__()
-        self.d_opinion, self.num_experts, self.n_targets, self.d_hidden = d_opinion, num_experts, n_targets, d_hidden
-        self.net = nn.Sequential(nn.Linear(d_opinion * num_experts, d_hidden), nn.GELU(),
-                                 nn.Linear(d_hidden, d_hidden), nn.GELU(),
-                                 nn.Linear(d_hidden, 2 * num_experts * n_targets))
+        self.d_opinion, self.num_experts, self.n_targets, self.d_hidden = (
+            d_opinion,
+            num_experts,
+            n_targets,
+            d_hidden,
+        )
+        self.net = nn.Sequential(
+            nn.Linear(d_opinion * num_experts, d_hidden),
+            nn.GELU(),
+            nn.Linear(d_hidden, d_hidden),
+            nn.GELU(),
+            nn.Linear(d_hidden, 2 * num_experts * n_targets),
+        )
 
     def forward(self, opinions: torch.Tensor) -> CriticOutput:
         """``opinions[B, E, d_opinion] -> CriticOutput``."""
@@ -82,15 +103,25 @@ def dirichlet_kl_uniform(alpha: torch.Tensor, dim: int = 1) -> torch.Tensor:
     """``KL(Dir(alpha) || Dir(1))`` along ``dim``."""
     K = alpha.shape[dim]
     S = alpha.sum(dim)
-    return (torch.lgamma(S) - torch.lgamma(torch.tensor(float(K), dtype=alpha.dtype)) - torch.lgamma(alpha).sum(dim)
-            + ((alpha - 1) * (torch.digamma(alpha) - torch.digamma(S.unsqueeze(dim)))).sum(dim))
+    return (
+        torch.lgamma(S)
+        - torch.lgamma(torch.tensor(float(K), dtype=alpha.dtype))
+        - torch.lgamma(alpha).sum(dim)
+        + ((alpha - 1) * (torch.digamma(alpha) - torch.digamma(S.unsqueeze(dim)))).sum(dim)
+    )
 
 
 CRITIC_TARGETS = ("argmin", "softmin")
 
 
-def critic_loss(critic: CriticOutput, expert_pred: torch.Tensor, y: torch.Tensor, kl_weight: float = 0.05,
-                target: str = "argmin", temperature: float = 0.5) -> torch.Tensor:
+def critic_loss(
+    critic: CriticOutput,
+    expert_pred: torch.Tensor,
+    y: torch.Tensor,
+    kl_weight: float = 0.05,
+    target: str = "argmin",
+    temperature: float = 0.5,
+) -> torch.Tensor:
     """Dirichlet risk + KL on wrong experts' evidence + residual MSE (scalar).
 
     Args:

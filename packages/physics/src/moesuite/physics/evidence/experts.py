@@ -3,7 +3,7 @@
 Every expert sees the whole signal and outputs Normal-Inverse-Gamma parameters for
 ``(depth, tau)`` plus a small feature vector for the critics. Its specialisation comes from a
 physics loss: the expert's own ``(depth, tau)`` is pushed through the differentiable forward
-model (:func:`~moesuite.physics.flidar.expected_counts_torch`, with the simulation's optical
+model (:func:`~moesuite.physics.data.flidar.expected_counts_torch`, with the simulation's optical
 properties, IRF and photon count of that signal) and the mismatch with the measured histogram is
 penalised on the expert's time window only:
 
@@ -29,17 +29,21 @@ from torch import nn
 
 from moesuite.core.experts import ExpertList
 from moesuite.core.routing import RoutingPlan
-from moesuite.physics.flidar import PARAM_NAMES, SimulationConfig, expected_counts_torch
+from moesuite.physics.data.flidar import PARAM_NAMES, SimulationConfig, expected_counts_torch
 
 __all__ = ["WINDOWS", "PhysicsExpert", "ExpertBank", "window_masks", "physics_window_loss"]
 
 #: name -> (low, high) bounds of the cumulative photon fraction
-WINDOWS: dict[str, tuple[float, float]] = {"early": (0.0, 0.35), "bulk": (0.15, 0.85), "late": (0.6, 1.0)}
+WINDOWS: dict[str, tuple[float, float]] = {
+    "early": (0.0, 0.35),
+    "bulk": (0.15, 0.85),
+    "late": (0.6, 1.0),
+}
 N_NIG = 8  # 2 targets x (gamma, nu, alpha, beta)
 
 
 class PhysicsExpert(nn.Module):
-    """MLP ``x[n, d_model] -> [n, d_model]`` writing ``[nig_raw(8), feature(d_feat)]`` into slot ``index``.
+    """MLP ``x[n, d_model] -> [n, d_model]`` writing ``[nig_raw(8), feature(d_feat)]`` in a slot.
 
     Args:
         d_in: feature width actually read (the first ``d_in`` columns of the input).
@@ -54,16 +58,35 @@ class PhysicsExpert(nn.Module):
         n_bins: number of histogram features at the start of the input (for ``window``).
     """
 
-    def __init__(self, d_in: int, d_model: int, index: int, d_hidden: int = 128, d_feat: int = 8,
-                 window: tuple[float, float] | None = None, n_bins: int | None = None):
+    def __init__(
+        self,
+        d_in: int,
+        d_model: int,
+        index: int,
+        d_hidden: int = 128,
+        d_feat: int = 8,
+        window: tuple[float, float] | None = None,
+        n_bins: int | None = None,
+    ):
         super().__init__()
-        self.d_in, self.d_model, self.index, self.d_hidden, self.d_feat = d_in, d_model, index, d_hidden, d_feat
+        self.d_in, self.d_model, self.index, self.d_hidden, self.d_feat = (
+            d_in,
+            d_model,
+            index,
+            d_hidden,
+            d_feat,
+        )
         self.window, self.n_bins = window, n_bins
         self.slot = N_NIG + d_feat
         if (index + 1) * self.slot > d_model:
             raise ValueError(f"d_model={d_model} too small for slot {index} of width {self.slot}.")
-        self.net = nn.Sequential(nn.Linear(d_in, d_hidden), nn.GELU(), nn.Linear(d_hidden, d_hidden), nn.GELU(),
-                                 nn.Linear(d_hidden, self.slot))
+        self.net = nn.Sequential(
+            nn.Linear(d_in, d_hidden),
+            nn.GELU(),
+            nn.Linear(d_hidden, d_hidden),
+            nn.GELU(),
+            nn.Linear(d_hidden, self.slot),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x[:, : self.d_in]
@@ -82,18 +105,34 @@ class ExpertBank(nn.Module):
     Shapes: ``x[B, d_in] -> nig_raw[B, E, 2, 4], feats[B, E, d_feat]``.
     """
 
-    def __init__(self, d_in: int, num_experts: int = 3, d_hidden: int = 128, d_feat: int = 8,
-                 windowed_inputs_bins: int | None = None):
+    def __init__(
+        self,
+        d_in: int,
+        num_experts: int = 3,
+        d_hidden: int = 128,
+        d_feat: int = 8,
+        windowed_inputs_bins: int | None = None,
+    ):
         super().__init__()
         self.d_in, self.num_experts, self.d_feat = d_in, num_experts, d_feat
         self.slot = N_NIG + d_feat
         self.d_model = max(d_in, num_experts * self.slot)
         bounds = list(WINDOWS.values())
         self.experts = ExpertList(
-            [PhysicsExpert(d_in, self.d_model, e, d_hidden, d_feat,
-                           window=bounds[e] if windowed_inputs_bins else None, n_bins=windowed_inputs_bins)
-             for e in range(num_experts)],
-            d_model=self.d_model)
+            [
+                PhysicsExpert(
+                    d_in,
+                    self.d_model,
+                    e,
+                    d_hidden,
+                    d_feat,
+                    window=bounds[e] if windowed_inputs_bins else None,
+                    n_bins=windowed_inputs_bins,
+                )
+                for e in range(num_experts)
+            ],
+            d_model=self.d_model,
+        )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         B, E = x.shape[0], self.num_experts
@@ -104,7 +143,9 @@ class ExpertBank(nn.Module):
         return y[..., :N_NIG].reshape(B, E, 2, 4), y[..., N_NIG:]
 
 
-def window_masks(counts: torch.Tensor, windows: dict[str, tuple[float, float]] | None = None) -> torch.Tensor:
+def window_masks(
+    counts: torch.Tensor, windows: dict[str, tuple[float, float]] | None = None
+) -> torch.Tensor:
     """``[B, n_bins] -> [B, W, n_bins]`` bool masks of each window by cumulative photon fraction.
 
     Examples:
@@ -123,7 +164,11 @@ _DEPTH, _TAU = PARAM_NAMES.index("depth_mm"), PARAM_NAMES.index("tau_ns")
 
 
 def physics_window_loss(
-    depth_tau: torch.Tensor, counts: torch.Tensor, params: torch.Tensor, masks: torch.Tensor, config: SimulationConfig
+    depth_tau: torch.Tensor,
+    counts: torch.Tensor,
+    params: torch.Tensor,
+    masks: torch.Tensor,
+    config: SimulationConfig,
 ) -> torch.Tensor:
     """Per-expert windowed mismatch between re-simulated and measured histograms, ``[B, E]``.
 

@@ -6,7 +6,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["nrmse", "coverage", "spearman", "within_spearman", "ranking_scores", "score", "binned_nrmse"]
+__all__ = [
+    "nrmse",
+    "coverage",
+    "spearman",
+    "within_spearman",
+    "ranking_scores",
+    "score",
+    "binned_nrmse",
+]
 
 
 def nrmse(y: np.ndarray, pred: np.ndarray, norm: str = "range") -> float:
@@ -51,7 +59,8 @@ def within_spearman(a: np.ndarray, b: np.ndarray) -> float:
     each row's value is one of -1, -0.5, 0.5, 1.
 
     Examples:
-        >>> within_spearman(np.array([[0.1, 0.2, 0.7], [0.5, 0.3, 0.2]]), np.array([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]]))
+        >>> rel = np.array([[0.1, 0.2, 0.7], [0.5, 0.3, 0.2]])
+        >>> within_spearman(rel, np.array([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]]))
         1.0
     """
     from scipy import stats
@@ -85,8 +94,13 @@ def ranking_scores(reliability: np.ndarray, err: np.ndarray) -> dict[str, float]
     }
 
 
-def score(y: np.ndarray, mean: np.ndarray, lower: np.ndarray, upper: np.ndarray,
-          names: tuple[str, ...] = ("depth", "tau")) -> dict[str, Any]:
+def score(
+    y: np.ndarray,
+    mean: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    names: tuple[str, ...] = ("depth", "tau"),
+) -> dict[str, Any]:
     """All scalar metrics of ``[N, T]`` estimates, keyed ``<metric>_<target>``."""
     out: dict[str, Any] = {"n_signals": int(y.shape[0])}
     for j, name in enumerate(names):
@@ -99,7 +113,9 @@ def score(y: np.ndarray, mean: np.ndarray, lower: np.ndarray, upper: np.ndarray,
     return out
 
 
-def binned_nrmse(y: np.ndarray, pred: np.ndarray, by: np.ndarray, edges: np.ndarray, span: float) -> np.ndarray:
+def binned_nrmse(
+    y: np.ndarray, pred: np.ndarray, by: np.ndarray, edges: np.ndarray, span: float
+) -> np.ndarray:
     """RMSE / ``span`` of ``pred`` within each bin of ``by`` (``nan`` for empty bins)."""
     out = np.full(len(edges) - 1, np.nan)
     which = np.digitize(by, edges) - 1

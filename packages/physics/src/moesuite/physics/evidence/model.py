@@ -8,9 +8,11 @@
              reliability, evidence)
 
 The final prediction is ``sum_e w_e (gamma_e + r_e)`` with ``w = softmax(decider logits +
-log reliability)``; its NIG spread comes from the decider. Losses (:meth:`EvidenceMoE.losses`):
+log reliability)``; its NIG spread comes from the decider. Losses (:meth:`EvidenceMoE.loss_terms`):
 evidential loss of every expert and of the final output, the experts' windowed physics loss,
-and the critic loss. Targets are in scaled units (see :class:`~.data.TargetScaler`).
+and the critic loss. EvidenceMoE has no router (its experts are called with a dense plan and
+fused by the critics and the decider), so it has no aux losses. Targets are in scaled units
+(see :class:`~.features.TargetScaler`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from moesuite.physics.data.flidar import SimulationConfig
 from moesuite.physics.evidence.critics import (
     CRITIC_TARGETS,
     CriticOutput,
@@ -30,14 +33,13 @@ from moesuite.physics.evidence.critics import (
 )
 from moesuite.physics.evidence.experts import WINDOWS, ExpertBank, physics_window_loss, window_masks
 from moesuite.physics.evidence.nig import NIG, evidential_loss, nig_from_raw
-from moesuite.physics.flidar import SimulationConfig
 
 __all__ = ["EvidenceOutput", "EvidenceMoE"]
 
 
 @dataclass(frozen=True)
 class EvidenceOutput:
-    """Final NIG ``[B, 2]``, the experts' NIG ``[B, E, 2]``, the critics, the fusion weights ``[B, E, 2]``."""
+    """The final NIG ``[B, 2]``, the experts' NIG ``[B, E, 2]``, critics, weights ``[B, E, 2]``."""
 
     nig: NIG
     experts: NIG
@@ -66,19 +68,33 @@ class EvidenceMoE(nn.Module):
 
     Examples:
         >>> cfg = SimulationConfig(n_bins=32, bin_width_ns=0.39)
-        >>> model = EvidenceMoE(33, cfg.to_dict(), (1.0, 0.3), (20.0, 2.0), d_hidden=16, d_critic=16)
+        >>> scale = (1.0, 0.3), (20.0, 2.0)
+        >>> model = EvidenceMoE(33, cfg.to_dict(), *scale, d_hidden=16, d_critic=16)
         >>> out = model(torch.randn(5, 33))
         >>> tuple(out.nig.gamma.shape), tuple(out.experts.gamma.shape)
         ((5, 2), (5, 3, 2))
     """
 
-    def __init__(self, d_in: int, sim_config: dict[str, Any], scale_low: tuple[float, float],
-                 scale_high: tuple[float, float], d_hidden: int = 128, d_feat: int = 8, d_critic: int = 64,
-                 physics_weight: float = 0.05, evidence_coeff: float = 0.01, physics_subsample: int | None = 64,
-                 expert_inputs: str = "full", critic_target: str = "argmin"):
+    def __init__(
+        self,
+        d_in: int,
+        sim_config: dict[str, Any],
+        scale_low: tuple[float, float],
+        scale_high: tuple[float, float],
+        d_hidden: int = 128,
+        d_feat: int = 8,
+        d_critic: int = 64,
+        physics_weight: float = 0.05,
+        evidence_coeff: float = 0.01,
+        physics_subsample: int | None = 64,
+        expert_inputs: str = "full",
+        critic_target: str = "argmin",
+    ):
         super().__init__()
         if critic_target not in CRITIC_TARGETS:
-            raise ValueError(f"critic_target must be one of {CRITIC_TARGETS}, got {critic_target!r}.")
+            raise ValueError(
+                f"critic_target must be one of {CRITIC_TARGETS}, got {critic_target!r}."
+            )
         self.critic_target = critic_target
         self.d_in, self.d_hidden, self.d_feat, self.d_critic = d_in, d_hidden, d_feat, d_critic
         self.sim_config = dict(sim_config)
@@ -91,60 +107,105 @@ class EvidenceMoE(nn.Module):
         self.num_experts = len(WINDOWS)
         self._config = SimulationConfig.from_dict(self.sim_config)
         n_bins = self._config.n_bins
-        self.bank = ExpertBank(d_in, self.num_experts, d_hidden, d_feat,
-                               windowed_inputs_bins=n_bins if expert_inputs == "window" else None)
+        self.bank = ExpertBank(
+            d_in,
+            self.num_experts,
+            d_hidden,
+            d_feat,
+            windowed_inputs_bins=n_bins if expert_inputs == "window" else None,
+        )
         d_op = 8 + d_feat  # gamma, log nu, log alpha, log beta per target + feature
         self.critic = DirichletCritic(d_op, self.num_experts, 2, d_critic)
         E = self.num_experts
-        self.decider = nn.Sequential(nn.Linear(d_in + E * 2 * 3 + 2, d_critic), nn.GELU(),
-                                     nn.Linear(d_critic, d_critic), nn.GELU(), nn.Linear(d_critic, E * 2 + 2 * 3))
+        self.decider = nn.Sequential(
+            nn.Linear(d_in + E * 2 * 3 + 2, d_critic),
+            nn.GELU(),
+            nn.Linear(d_critic, d_critic),
+            nn.GELU(),
+            nn.Linear(d_critic, E * 2 + 2 * 3),
+        )
         self.register_buffer("_low", torch.tensor(self.scale_low), persistent=False)
-        self.register_buffer("_span", torch.tensor(self.scale_high) - torch.tensor(self.scale_low), persistent=False)
+        self.register_buffer(
+            "_span", torch.tensor(self.scale_high) - torch.tensor(self.scale_low), persistent=False
+        )
 
     def init_kwargs(self) -> dict[str, Any]:
         """Constructor arguments (saved next to the weights)."""
-        return {"d_in": self.d_in, "sim_config": self.sim_config, "scale_low": self.scale_low,
-                "scale_high": self.scale_high, "d_hidden": self.d_hidden, "d_feat": self.d_feat,
-                "d_critic": self.d_critic, "physics_weight": self.physics_weight,
-                "evidence_coeff": self.evidence_coeff, "physics_subsample": self.physics_subsample,
-                "expert_inputs": self.expert_inputs, "critic_target": self.critic_target}
+        return {
+            "d_in": self.d_in,
+            "sim_config": self.sim_config,
+            "scale_low": self.scale_low,
+            "scale_high": self.scale_high,
+            "d_hidden": self.d_hidden,
+            "d_feat": self.d_feat,
+            "d_critic": self.d_critic,
+            "physics_weight": self.physics_weight,
+            "evidence_coeff": self.evidence_coeff,
+            "physics_subsample": self.physics_subsample,
+            "expert_inputs": self.expert_inputs,
+            "critic_target": self.critic_target,
+        }
 
     def forward(self, x: torch.Tensor) -> EvidenceOutput:
         """``x[B, d_in] -> EvidenceOutput``."""
         raw, feat = self.bank(x)
         experts = nig_from_raw(raw)  # [B, E, 2]
         ex = experts.detach()
-        opinions = torch.cat([ex.gamma, ex.nu.log(), ex.alpha.log(), ex.beta.log(), feat.detach()], dim=-1)
+        opinions = torch.cat(
+            [ex.gamma, ex.nu.log(), ex.alpha.log(), ex.beta.log(), feat.detach()], dim=-1
+        )
         critic = self.critic(opinions)
         corrected = ex.gamma + critic.residual
         B, E = x.shape[0], self.num_experts
-        dec_in = torch.cat([x, corrected.reshape(B, -1), critic.reliability.reshape(B, -1),
-                            ex.aleatoric.log().reshape(B, -1), critic.strength.log()], dim=-1)
+        dec_in = torch.cat(
+            [
+                x,
+                corrected.reshape(B, -1),
+                critic.reliability.reshape(B, -1),
+                ex.aleatoric.log().reshape(B, -1),
+                critic.strength.log(),
+            ],
+            dim=-1,
+        )
         dec = self.decider(dec_in)
         logits = dec[:, : E * 2].reshape(B, E, 2) + critic.reliability.log()
         weights = torch.softmax(logits, dim=1)
         gamma = (weights * corrected).sum(1)
         spread = dec[:, E * 2 :].reshape(B, 2, 3)
-        final = NIG(gamma, F.softplus(spread[..., 0]) + 1e-4, F.softplus(spread[..., 1]) + 1.0 + 1e-4,
-                    F.softplus(spread[..., 2]) + 1e-4)
+        final = NIG(
+            gamma,
+            F.softplus(spread[..., 0]) + 1e-4,
+            F.softplus(spread[..., 1]) + 1.0 + 1e-4,
+            F.softplus(spread[..., 2]) + 1e-4,
+        )
         return EvidenceOutput(final, experts, critic, weights)
 
-    def losses(self, x: torch.Tensor, y: torch.Tensor, counts: torch.Tensor, params: torch.Tensor) -> dict[str, torch.Tensor]:
-        """All training terms; ``"loss"`` is their sum."""
-        out = self(x)
+    def loss_terms(
+        self, out: EvidenceOutput, y: torch.Tensor, counts: torch.Tensor, params: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """Training terms of ``out = self(x)``; ``"task"`` is their weighted sum.
+
+        Args:
+            out: the forward pass on the batch.
+            y: ``[B, 2]`` scaled targets.
+            counts: ``[B, n_bins]`` measured histograms (for the physics loss).
+            params: ``[B, 10]`` each signal's simulation parameters (its optics, IRF, photons).
+        """
         E = self.num_experts
         y_e = y[:, None, :].expand(-1, E, -1)
         expert_loss = evidential_loss(y_e, out.experts, self.evidence_coeff)
         final_loss = evidential_loss(y, out.nig, self.evidence_coeff)
         crit = critic_loss(out.critic, out.experts.gamma.detach(), y, target=self.critic_target)
         result = {"expert_nig": expert_loss, "final_nig": final_loss, "critic": crit}
-        loss = expert_loss + final_loss + crit
+        task = expert_loss + final_loss + crit
         if self.physics_weight > 0:
-            k = x.shape[0] if self.physics_subsample is None else min(self.physics_subsample, x.shape[0])
+            B = y.shape[0]
+            k = B if self.physics_subsample is None else min(self.physics_subsample, B)
             depth_tau = out.experts.gamma[:k] * self._span + self._low
-            phys = physics_window_loss(depth_tau, counts[:k], params[:k], window_masks(counts[:k]), self._config).mean()
-            result["physics"] = phys
-            loss = loss + self.physics_weight * phys
+            masks = window_masks(counts[:k])
+            phys = physics_window_loss(depth_tau, counts[:k], params[:k], masks, self._config)
+            result["physics"] = phys.mean()
+            task = task + self.physics_weight * result["physics"]
         result["mae_scaled"] = (out.nig.gamma - y).abs().mean().detach()
-        result["loss"] = loss
+        result["task"] = task
         return result

@@ -16,7 +16,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["NIG", "nig_from_raw", "nig_nll", "nig_regularizer", "evidential_loss", "student_t_interval"]
+__all__ = [
+    "NIG",
+    "nig_from_raw",
+    "nig_nll",
+    "nig_regularizer",
+    "evidential_loss",
+    "student_t_interval",
+]
 
 
 @dataclass(frozen=True)
@@ -57,7 +64,10 @@ def nig_from_raw(raw: torch.Tensor, eps: float = 1e-4) -> NIG:
         ((3, 2), True)
     """
     if raw.shape[-1] != 4:
-        raise ValueError(f"raw must end in 4 NIG channels (gamma, nu, alpha, beta), got shape {tuple(raw.shape)}.")
+        raise ValueError(
+            "raw must end in 4 NIG channels (gamma, nu, alpha, beta), "
+            f"got shape {tuple(raw.shape)}."
+        )
     g, n, a, b = raw.unbind(-1)
     return NIG(g, F.softplus(n) + eps, F.softplus(a) + 1.0 + eps, F.softplus(b) + eps)
 
@@ -67,15 +77,21 @@ def nig_nll(y: torch.Tensor, nig: NIG) -> torch.Tensor:
 
     Examples:
         >>> from scipy import stats
-        >>> nig = NIG(torch.tensor([0.5]), torch.tensor([2.0]), torch.tensor([3.0]), torch.tensor([0.4]))
+        >>> t = torch.tensor
+        >>> nig = NIG(t([0.5]), t([2.0]), t([3.0]), t([0.4]))
         >>> scale = (0.4 * 3.0 / (2.0 * 3.0)) ** 0.5
-        >>> bool(abs(float(nig_nll(torch.tensor([0.9]), nig)) + stats.t.logpdf(0.9, 6.0, 0.5, scale)) < 1e-6)
+        >>> ours = float(nig_nll(t([0.9]), nig))
+        >>> bool(abs(ours + stats.t.logpdf(0.9, 6.0, 0.5, scale)) < 1e-6)
         True
     """
     omega = 2 * nig.beta * (1 + nig.nu)
-    return (0.5 * torch.log(math.pi / nig.nu) - nig.alpha * torch.log(omega)
-            + (nig.alpha + 0.5) * torch.log((y - nig.gamma) ** 2 * nig.nu + omega)
-            + torch.lgamma(nig.alpha) - torch.lgamma(nig.alpha + 0.5))
+    return (
+        0.5 * torch.log(math.pi / nig.nu)
+        - nig.alpha * torch.log(omega)
+        + (nig.alpha + 0.5) * torch.log((y - nig.gamma) ** 2 * nig.nu + omega)
+        + torch.lgamma(nig.alpha)
+        - torch.lgamma(nig.alpha + 0.5)
+    )
 
 
 def nig_regularizer(y: torch.Tensor, nig: NIG) -> torch.Tensor:
@@ -101,7 +117,9 @@ def student_t_interval(nig: NIG, level: float = 0.9) -> tuple[np.ndarray, np.nda
 
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level!r}.")
-    g, nu, a, b = (x.detach().double().cpu().numpy() for x in (nig.gamma, nig.nu, nig.alpha, nig.beta))
+    g, nu, a, b = (
+        x.detach().double().cpu().numpy() for x in (nig.gamma, nig.nu, nig.alpha, nig.beta)
+    )
     scale = np.sqrt(b * (1 + nu) / (nu * a))
     q = stats.t.ppf(0.5 + level / 2, 2 * a)
     return g - q * scale, g + q * scale

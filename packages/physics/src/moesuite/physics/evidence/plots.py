@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from moesuite.core.plotting import save_figure
+from moesuite.physics.data.flidar import FLiDARDataset
 from moesuite.physics.evidence.metrics import binned_nrmse
-from moesuite.physics.flidar import FLiDARDataset
 
 __all__ = ["plot_example_histograms", "plot_pred_vs_true", "plot_nrmse_vs"]
 
@@ -32,17 +32,29 @@ def plot_example_histograms(ds: FLiDARDataset, path: str | Path, k: int = 6) -> 
     for i in range(min(k, len(ds))):
         label = f"#{i}"
         if ds.params is not None:
-            label = f"d={ds.column('depth_mm')[i]:.1f} mm, tau={ds.column('tau_ns')[i]:.2f} ns, N={ds.signals[i].sum():.0f}"
+            depth, tau = ds.column("depth_mm")[i], ds.column("tau_ns")[i]
+            label = f"d={depth:.1f} mm, tau={tau:.2f} ns, N={ds.signals[i].sum():.0f}"
         ax.semilogy(t, np.maximum(ds.signals[i], 0.5), lw=1, label=label)
     ax.set_xlabel("time (ns)")
     ax.set_ylabel("counts per bin")
-    ax.set_title(f"simulated FLiDAR histograms ({ds.config.n_bins} bins of {ds.config.bin_width_ns * 1e3:.1f} ps)")
+    ax.set_title(
+        f"simulated FLiDAR histograms ({ds.config.n_bins} bins of "
+        f"{ds.config.bin_width_ns * 1e3:.1f} ps)"
+    )
     ax.legend(fontsize=7)
     return save_figure(fig, path, dpi=110)
 
 
-def plot_pred_vs_true(y: np.ndarray, mean: np.ndarray, lower: np.ndarray, upper: np.ndarray, path: str | Path,
-                      title: str, max_points: int = 300, seed: int = 0) -> Path:
+def plot_pred_vs_true(
+    y: np.ndarray,
+    mean: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    path: str | Path,
+    title: str,
+    max_points: int = 300,
+    seed: int = 0,
+) -> Path:
     """Predicted vs true depth and lifetime with 90% intervals (a random subsample)."""
     plt = _plt()
     rng = np.random.default_rng(seed)
@@ -59,8 +71,14 @@ def plot_pred_vs_true(y: np.ndarray, mean: np.ndarray, lower: np.ndarray, upper:
     return save_figure(fig, path, dpi=110)
 
 
-def plot_nrmse_vs(y: np.ndarray, preds: dict[str, np.ndarray], depth: np.ndarray, photons: np.ndarray,
-                  path: str | Path, title: str = "") -> Path:
+def plot_nrmse_vs(
+    y: np.ndarray,
+    preds: dict[str, np.ndarray],
+    depth: np.ndarray,
+    photons: np.ndarray,
+    path: str | Path,
+    title: str = "",
+) -> Path:
     """NRMSE of each target vs depth and vs photon count, one line per model."""
     plt = _plt()
     span = y.max(0) - y.min(0)
@@ -69,10 +87,18 @@ def plot_nrmse_vs(y: np.ndarray, preds: dict[str, np.ndarray], depth: np.ndarray
     fig, axes = plt.subplots(2, 2, figsize=(9, 7))
     for j, (short, _) in enumerate(_NAMES):
         for name, pred in preds.items():
-            axes[j, 0].plot(0.5 * (d_edges[1:] + d_edges[:-1]), binned_nrmse(y[:, j], pred[:, j], depth, d_edges, span[j]),
-                            "o-", label=name)
-            axes[j, 1].plot(np.sqrt(p_edges[1:] * p_edges[:-1]), binned_nrmse(y[:, j], pred[:, j], photons, p_edges, span[j]),
-                            "o-", label=name)
+            axes[j, 0].plot(
+                0.5 * (d_edges[1:] + d_edges[:-1]),
+                binned_nrmse(y[:, j], pred[:, j], depth, d_edges, span[j]),
+                "o-",
+                label=name,
+            )
+            axes[j, 1].plot(
+                np.sqrt(p_edges[1:] * p_edges[:-1]),
+                binned_nrmse(y[:, j], pred[:, j], photons, p_edges, span[j]),
+                "o-",
+                label=name,
+            )
         axes[j, 0].set_xlabel("depth (mm)")
         axes[j, 1].set_xlabel("photons")
         axes[j, 1].set_xscale("log")

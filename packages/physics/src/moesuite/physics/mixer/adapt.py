@@ -19,7 +19,7 @@ import torch
 
 from moesuite.physics.mixer.gate import kmeans
 from moesuite.physics.mixer.model import MixERModel
-from moesuite.physics.mixer.training import TrajectoryBatch, trajectory_mse
+from moesuite.physics.mixer.trajectories import TrajectoryBatch, trajectory_mse
 
 __all__ = ["AdaptConfig", "adapt_contexts", "frozen"]
 
@@ -70,7 +70,9 @@ def frozen(module: torch.nn.Module) -> Iterator[torch.nn.Module]:
         module.train(was_training)
 
 
-def adapt_contexts(model: MixERModel, batch: TrajectoryBatch, config: AdaptConfig | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def adapt_contexts(
+    model: MixERModel, batch: TrajectoryBatch, config: AdaptConfig | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Fit one new context per environment of ``batch``; the model is not modified.
 
     Args:
@@ -85,8 +87,10 @@ def adapt_contexts(model: MixERModel, batch: TrajectoryBatch, config: AdaptConfi
         >>> import torch
         >>> from moesuite.physics.mixer.model import MixERConfig
         >>> _ = torch.manual_seed(0)
-        >>> model = MixERModel(MixERConfig(state_dim=2, num_envs=4, num_experts=2, context_dim=3, hidden=8))
-        >>> batch = TrajectoryBatch(torch.randn(2, 1, 5, 2), torch.full((2,), 0.1), torch.ones(2, 2))
+        >>> config = MixERConfig(state_dim=2, num_envs=4, num_experts=2, context_dim=3, hidden=8)
+        >>> model = MixERModel(config)
+        >>> y = torch.randn(2, 1, 5, 2)
+        >>> batch = TrajectoryBatch(y, torch.full((2,), 0.1), torch.ones(2, 2))
         >>> ctx, mse = adapt_contexts(model, batch, AdaptConfig(steps=3))
         >>> tuple(ctx.shape), tuple(mse.shape)
         ((2, 3), (2,))
@@ -94,7 +98,11 @@ def adapt_contexts(model: MixERModel, batch: TrajectoryBatch, config: AdaptConfi
     cfg = config or AdaptConfig()
     A = batch.y.shape[0]
     trained = model.contexts.detach()
-    K = cfg.starts if cfg.starts is not None else (model.num_experts if model.num_experts > 1 else cfg.default_starts)
+    K = (
+        cfg.starts
+        if cfg.starts is not None
+        else (model.num_experts if model.num_experts > 1 else cfg.default_starts)
+    )
     K = min(K, trained.shape[0])
     _, centres = kmeans(trained, K, generator=torch.Generator().manual_seed(cfg.seed))
     ctx = centres.to(trained.dtype).repeat(A, 1).clone().requires_grad_(True)  # [A * K, C]
@@ -103,15 +111,17 @@ def adapt_contexts(model: MixERModel, batch: TrajectoryBatch, config: AdaptConfi
     opt = torch.optim.Adam([ctx], lr=cfg.lr)
     with frozen(model):
         for _ in range(cfg.steps):
-            pred, _ = model(y0, rep.dt, T, rep.mask, context=ctx)
+            pred = model(y0, rep.dt, T, rep.mask, context=ctx).output
             per = trajectory_mse(pred, rep.y, rep.mask)
             per = torch.nan_to_num(per, nan=1e6, posinf=1e6)
             opt.zero_grad(set_to_none=True)
             per.sum().backward()
             opt.step()
         with torch.no_grad():
-            pred, _ = model(y0, rep.dt, T, rep.mask, context=ctx)
-            per = torch.nan_to_num(trajectory_mse(pred, rep.y, rep.mask), nan=float("inf")).reshape(A, K)
+            pred = model(y0, rep.dt, T, rep.mask, context=ctx).output
+            per = torch.nan_to_num(trajectory_mse(pred, rep.y, rep.mask), nan=float("inf")).reshape(
+                A, K
+            )
     best = per.argmin(1)
     chosen = ctx.detach().reshape(A, K, -1)[torch.arange(A), best]
     return chosen, per[torch.arange(A), best]

@@ -9,11 +9,12 @@ The same class gives the two baselines of the paper's comparison through ``gate`
 ``gate``             routing
 ===================  =====================================================================
 ``least_squares``    MixER: top-1 by a linear gate refitted by K-means + least squares
-                     (:mod:`moesuite.physics.mixer.gate`), no gradient, gate value 1
+                     (:mod:`moesuite.physics.mixer.gate`), no gradient, gate value 1,
+                     no aux loss
 ``gradient``         a gradient-trained MoE: the core's top-1 softmax router
                      (:class:`~moesuite.core.routers.TopKRouter`); the field is scaled by the
-                     routed probability so the router learns by backpropagation, plus the
-                     router's load-balancing and z-losses
+                     routed probability so the router learns by backpropagation; its
+                     load-balancing and z-losses are returned with the prediction
 ``none``             one shared context-conditioned vector field (``num_experts = 1``)
 ===================  =====================================================================
 
@@ -29,6 +30,7 @@ import torch
 from torch import nn
 
 from moesuite.core import routers
+from moesuite.core.output import MoEOutput
 from moesuite.core.routers.base import RouterOutput
 from moesuite.physics.mixer.gate import LeastSquaresGate
 from moesuite.physics.mixer.integrate import rk4
@@ -76,12 +78,22 @@ class MixERConfig:
     def __post_init__(self) -> None:
         if self.gate not in GATES:
             raise ValueError(f"gate must be one of {GATES}, got {self.gate!r}.")
-        for name in ("state_dim", "num_envs", "num_experts", "context_dim", "hidden", "depth", "substeps"):
+        for name in (
+            "state_dim",
+            "num_envs",
+            "num_experts",
+            "context_dim",
+            "hidden",
+            "depth",
+            "substeps",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}.")
         if self.gate == "none" and self.num_experts != 1:
-            raise ValueError(f"gate='none' is the shared model and needs num_experts=1, got {self.num_experts}.")
+            raise ValueError(
+                f"gate='none' is the shared model and needs num_experts=1, got {self.num_experts}."
+            )
         if self.gate == "least_squares" and self.num_envs < self.num_experts:
             raise ValueError(
                 f"MixER clusters the {self.num_envs} training environments into num_experts="
@@ -100,9 +112,10 @@ class MixERModel(nn.Module):
     Examples:
         >>> import torch
         >>> _ = torch.manual_seed(0)
-        >>> model = MixERModel(MixERConfig(state_dim=2, num_envs=3, num_experts=2, context_dim=4, hidden=8))
-        >>> y, out = model(torch.randn(3, 5, 2), dt=torch.full((3,), 0.1), n_times=4)
-        >>> tuple(y.shape), out.plan.num_tokens
+        >>> config = MixERConfig(state_dim=2, num_envs=3, num_experts=2, context_dim=4, hidden=8)
+        >>> model = MixERModel(config)
+        >>> out = model(torch.randn(3, 5, 2), dt=torch.full((3,), 0.1), n_times=4)
+        >>> tuple(out.output.shape), out.routing[0].plan.num_tokens
         ((3, 5, 4, 2), 3)
     """
 
@@ -119,8 +132,12 @@ class MixERModel(nn.Module):
             self.gate = LeastSquaresGate(c.context_dim, c.num_experts)
         elif c.gate == "gradient":
             self.gate = routers.create(
-                "topk", d_model=c.context_dim, num_experts=c.num_experts, k=1,
-                lb_weight=c.lb_weight, z_weight=c.z_weight,
+                "topk",
+                d_model=c.context_dim,
+                num_experts=c.num_experts,
+                k=1,
+                lb_weight=c.lb_weight,
+                z_weight=c.z_weight,
             )
         else:
             self.gate = None
@@ -131,7 +148,7 @@ class MixERModel(nn.Module):
         return self.config.num_experts
 
     def expert_parameters(self) -> list[nn.Parameter]:
-        """Parameters trained in the model phase (experts, and the router if it learns by gradient)."""
+        """Parameters of the model phase (experts, and the router if it learns by gradient)."""
         params = list(self.experts.parameters())
         if self.gate is not None:
             params += [p for p in self.gate.parameters() if p.requires_grad]
@@ -157,7 +174,7 @@ class MixERModel(nn.Module):
         mask: torch.Tensor | None = None,
         context: torch.Tensor | None = None,
         experts: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, RouterOutput | None]:
+    ) -> MoEOutput[torch.Tensor]:
         """Integrate each group's trajectories with its routed expert.
 
         Args:
@@ -167,17 +184,19 @@ class MixERModel(nn.Module):
             mask: ``[G, D]`` real state dimensions (padding keeps zero derivative).
             context: ``[G, C]``; the model's own training contexts when ``None`` (then
                 ``G == num_envs``).
-            experts: ``[G]`` experts to use instead of the gate's choice (gate value 1; the
-                returned router output is then ``None``), e.g. a tied warm-up on expert 0.
+            experts: ``[G]`` experts to use instead of the gate's choice (gate value 1, no
+                router called), e.g. the tied warm-up on expert 0.
 
         Returns:
-            ``(y[G, n, T, D], router output or None)``.
+            ``MoEOutput(y[G, n, T, D], routing)``: ``routing`` holds the gate's
+            :class:`~moesuite.core.routers.RouterOutput` (with the gradient-trained router's
+            aux losses), or nothing when no router was called.
         """
         context = self.contexts if context is None else context
         self._check(y0, dt, mask, context)
         if experts is not None:
             field = self.experts.bind_indices(context, experts, None, mask)
-            return rk4(field, y0, dt.reshape(-1, 1), n_times, self.config.substeps), None
+            return MoEOutput(rk4(field, y0, dt.reshape(-1, 1), n_times, self.config.substeps))
         out = self.route(context)
         if out is None:
             zeros = torch.zeros(context.shape[0], dtype=torch.long, device=context.device)
@@ -185,7 +204,7 @@ class MixERModel(nn.Module):
         else:
             field = self.experts.bind(context, out.plan, mask)
         y = rk4(field, y0, dt.reshape(-1, 1), n_times, self.config.substeps)
-        return y, out
+        return MoEOutput(y, [] if out is None else [out])
 
     def forward_all_experts(
         self,
@@ -201,11 +220,15 @@ class MixERModel(nn.Module):
         G, E = context.shape[0], self.num_experts
         idx = torch.arange(E, device=context.device).repeat(G)
         rep = lambda t: t.repeat_interleave(E, dim=0)  # noqa: E731
-        field = self.experts.bind_indices(rep(context), idx, None, None if mask is None else rep(mask))
+        field = self.experts.bind_indices(
+            rep(context), idx, None, None if mask is None else rep(mask)
+        )
         y = rk4(field, rep(y0), rep(dt).reshape(-1, 1), n_times, self.config.substeps)
         return y.reshape(G, E, *y.shape[1:])
 
-    def _check(self, y0: torch.Tensor, dt: torch.Tensor, mask: torch.Tensor | None, context: torch.Tensor) -> None:
+    def _check(
+        self, y0: torch.Tensor, dt: torch.Tensor, mask: torch.Tensor | None, context: torch.Tensor
+    ) -> None:
         G, D = context.shape[0], self.config.state_dim
         if y0.dim() != 3 or y0.shape[0] != G or y0.shape[2] != D:
             raise ValueError(f"y0 must be [G={G}, n, D={D}], got {tuple(y0.shape)}.")

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from moesuite.core.plotting import save_figure
-from moesuite.physics.odes import EnvironmentSet
+from moesuite.physics.data.odes import EnvironmentSet
 
 __all__ = ["plot_trajectories", "plot_expert_assignment"]
 
@@ -30,7 +30,7 @@ def plot_trajectories(
     which: str = "test",
     title: str = "",
 ) -> Path:
-    """One panel per family: the first environment's first trajectory, truth (dots) vs model (lines).
+    """One panel per family: its first environment's first trajectory, truth (dots) vs model.
 
     Args:
         path: PNG to write.
@@ -46,7 +46,7 @@ def plot_trajectories(
     cols = min(5, len(present))
     rows = math.ceil(len(present) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
-    for ax in axes.flat[len(present):]:
+    for ax in axes.flat[len(present) :]:
         ax.axis("off")
     for ax, fam in zip(axes.flat, present, strict=False):
         env = int(np.flatnonzero(envs.family == fam)[0])
@@ -88,8 +88,15 @@ def plot_expert_assignment(
     for i in range(counts.shape[0]):
         for j in range(counts.shape[1]):
             if counts[i, j]:
-                ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=7,
-                        color="white" if counts[i, j] > counts.max() / 2 else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(counts[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if counts[i, j] > counts.max() / 2 else "black",
+                )
     ax.set_xticks(range(num_experts))
     ax.set_yticks(range(len(families)), families, fontsize=8)
     ax.set_xlabel("expert")

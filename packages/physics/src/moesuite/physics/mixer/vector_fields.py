@@ -26,7 +26,11 @@ __all__ = ["ContextVectorFields", "BoundVectorField", "expert_param_count"]
 
 def expert_param_count(state_dim: int, context_dim: int, hidden: int, depth: int) -> int:
     """Parameters of one expert MLP with ``depth`` hidden layers of width ``hidden``."""
-    return (state_dim + context_dim + 1) * hidden + (depth - 1) * (hidden + 1) * hidden + (hidden + 1) * state_dim
+    return (
+        (state_dim + context_dim + 1) * hidden
+        + (depth - 1) * (hidden + 1) * hidden
+        + (hidden + 1) * state_dim
+    )
 
 
 class BoundVectorField:
@@ -79,7 +83,7 @@ class ContextVectorFields(nn.Module):
         >>> import torch
         >>> from moesuite.core.routing import RoutingPlan
         >>> _ = torch.manual_seed(0)
-        >>> fields = ContextVectorFields(num_experts=3, state_dim=2, context_dim=4, hidden=8, depth=2)
+        >>> fields = ContextVectorFields(3, state_dim=2, context_dim=4, hidden=8, depth=2)
         >>> plan = RoutingPlan.from_topk(torch.tensor([[2], [0]]), torch.ones(2, 1), 3)
         >>> f = fields.bind(torch.randn(2, 4), plan)
         >>> tuple(f(None, torch.randn(2, 5, 2)).shape)
@@ -97,8 +101,13 @@ class ContextVectorFields(nn.Module):
         same_init: bool = True,
     ):
         super().__init__()
-        for name, value in (("num_experts", num_experts), ("state_dim", state_dim), ("context_dim", context_dim),
-                            ("hidden", hidden), ("depth", depth)):
+        for name, value in (
+            ("num_experts", num_experts),
+            ("state_dim", state_dim),
+            ("context_dim", context_dim),
+            ("hidden", hidden),
+            ("depth", depth),
+        ):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}.")
         self.activation_name = activation
@@ -109,8 +118,12 @@ class ContextVectorFields(nn.Module):
         self.w_y = nn.Parameter(torch.empty(E, D, H))
         self.w_c = nn.Parameter(torch.empty(E, C, H))
         self.b_in = nn.Parameter(torch.empty(E, H))
-        self.w_hidden = nn.ParameterList([nn.Parameter(torch.empty(E, H, H)) for _ in range(depth - 1)])
-        self.b_hidden = nn.ParameterList([nn.Parameter(torch.empty(E, H)) for _ in range(depth - 1)])
+        self.w_hidden = nn.ParameterList(
+            [nn.Parameter(torch.empty(E, H, H)) for _ in range(depth - 1)]
+        )
+        self.b_hidden = nn.ParameterList(
+            [nn.Parameter(torch.empty(E, H)) for _ in range(depth - 1)]
+        )
         self.w_out = nn.Parameter(torch.empty(E, H, D))
         self.b_out = nn.Parameter(torch.empty(E, D))
         self.reset_parameters()
@@ -119,7 +132,9 @@ class ContextVectorFields(nn.Module):
         """``nn.Linear``-style uniform initialisation (bound ``1/sqrt(fan_in)``), per expert."""
         fan_in0 = self.state_dim + self.context_dim
         layers = [((self.w_y, self.w_c), self.b_in, fan_in0)]
-        layers += [((w,), b, self.hidden) for w, b in zip(self.w_hidden, self.b_hidden, strict=True)]
+        layers += [
+            ((w,), b, self.hidden) for w, b in zip(self.w_hidden, self.b_hidden, strict=True)
+        ]
         layers += [((self.w_out,), self.b_out, self.hidden)]
         with torch.no_grad():
             for ws, b, fan_in in layers:
@@ -131,14 +146,17 @@ class ContextVectorFields(nn.Module):
 
     @torch.no_grad()
     def copy_expert(self, source: int, target: int | None = None) -> None:
-        """Copy expert ``source``'s weights into expert ``target`` (``None``: every expert), in place."""
+        """Copy expert ``source``'s weights into expert ``target`` (``None``: all), in place."""
         index = slice(None) if target is None else target
         for p in self.parameters():
             p[index] = p[source].clone()
 
     def extra_repr(self) -> str:
-        return (f"num_experts={self.num_experts}, state_dim={self.state_dim}, context_dim={self.context_dim}, "
-                f"hidden={self.hidden}, depth={self.depth}, activation={self.activation_name!r}")
+        return (
+            f"num_experts={self.num_experts}, state_dim={self.state_dim}, "
+            f"context_dim={self.context_dim}, "
+            f"hidden={self.hidden}, depth={self.depth}, activation={self.activation_name!r}"
+        )
 
     def bind_indices(
         self,
@@ -157,7 +175,9 @@ class ContextVectorFields(nn.Module):
                 (padding of lower-dimensional families stays zero).
         """
         if context.dim() != 2 or context.shape[1] != self.context_dim:
-            raise ValueError(f"context must be [G, C={self.context_dim}], got {tuple(context.shape)}.")
+            raise ValueError(
+                f"context must be [G, C={self.context_dim}], got {tuple(context.shape)}."
+            )
         G = context.shape[0]
         if expert_idx.shape != (G,):
             raise ValueError(f"expert_idx must be [G={G}], got {tuple(expert_idx.shape)}.")
@@ -168,9 +188,14 @@ class ContextVectorFields(nn.Module):
         else:
             pick = lambda p: p[idx]  # noqa: E731
             # the context part of layer 0 is constant along a trajectory: fold it into the bias
-            b0 = torch.baddbmm(self.b_in[idx].unsqueeze(1), context.unsqueeze(1), self.w_c[idx])  # [G, 1, H]
+            b0 = torch.baddbmm(
+                self.b_in[idx].unsqueeze(1), context.unsqueeze(1), self.w_c[idx]
+            )  # [G, 1, H]
         weights = [(pick(self.w_y), b0)]
-        weights += [(pick(w), pick(b).unsqueeze(-2)) for w, b in zip(self.w_hidden, self.b_hidden, strict=True)]
+        weights += [
+            (pick(w), pick(b).unsqueeze(-2))
+            for w, b in zip(self.w_hidden, self.b_hidden, strict=True)
+        ]
         weights.append((pick(self.w_out), pick(self.b_out).unsqueeze(-2)))
         scale = None
         if gate is not None:
@@ -180,13 +205,17 @@ class ContextVectorFields(nn.Module):
             scale = m if scale is None else scale * m
         return BoundVectorField(weights, self.activation, scale)
 
-    def bind(self, context: torch.Tensor, plan: RoutingPlan, mask: torch.Tensor | None = None) -> BoundVectorField:
+    def bind(
+        self, context: torch.Tensor, plan: RoutingPlan, mask: torch.Tensor | None = None
+    ) -> BoundVectorField:
         """Bind each group (token of the plan) to its routed expert, scaled by the plan's gate.
 
         The plan must give every group exactly one expert (top-1 routing).
         """
         if plan.num_experts != self.num_experts:
-            raise ValueError(f"plan has num_experts={plan.num_experts}, these experts number {self.num_experts}.")
+            raise ValueError(
+                f"plan has num_experts={plan.num_experts}, these experts number {self.num_experts}."
+            )
         if plan.num_tokens != context.shape[0] or not bool((plan.experts_per_token() == 1).all()):
             raise ValueError(
                 f"the vector-field experts need a top-1 plan over the {context.shape[0]} groups "
