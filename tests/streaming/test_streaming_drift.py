@@ -6,7 +6,9 @@ import pytest
 from river.datasets import synth
 
 from moesuite.streaming import DriftStream, drift_probability, list_streams, make_stream
-from moesuite.streaming.data import STREAMS, SYNTHETIC_DRIFT_STREAMS, StreamSource
+from moesuite.streaming.data import STREAMS, StreamSource
+
+SYNTHETIC_DRIFT_STREAMS = tuple(list_streams(kind="synthetic"))
 
 
 def test_river_concept_drift_stream_overflows_where_ours_does_not():

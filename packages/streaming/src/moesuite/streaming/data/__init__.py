@@ -13,7 +13,6 @@ from moesuite.streaming.data.stream import NamedStream
 from moesuite.streaming.data.streams import (
     DEFAULT_STREAM,
     STREAMS,
-    SYNTHETIC_DRIFT_STREAMS,
     elec_path,
     list_streams,
     make_stream,
@@ -26,7 +25,6 @@ __all__ = [
     "QUICK_LENGTH",
     "StreamSource",
     "STREAMS",
-    "SYNTHETIC_DRIFT_STREAMS",
     "DriftStream",
     "drift_probability",
     "elec_path",

@@ -118,9 +118,7 @@ def read_table(path: str | Path, target: str) -> NamedStream:
             )
     stream_iter = _Rows(path, names, target, numeric if is_arff else None)
     stream_iter.check_head()
-    return NamedStream(
-        path.stem, stream_iter, n_rows, [], "file", f"{path.name}, target {target!r}"
-    )
+    return NamedStream(path.stem, stream_iter, n_rows, [], "file")
 
 
 def _count_rows(path: Path, is_arff: bool) -> int:

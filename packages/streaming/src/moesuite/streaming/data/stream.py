@@ -21,7 +21,6 @@ class NamedStream:
         n_samples: number of instances (``None`` if unknown).
         drift_points: instance indices of the drift centres (empty for real or incremental drift).
         kind: ``"synthetic"``, ``"real"`` or ``"file"``.
-        description: one line for tables.
         offset: instances of ``data`` skipped before the first one (a continued stream).
 
     Examples:
@@ -35,7 +34,6 @@ class NamedStream:
     n_samples: int | None
     drift_points: list[int] = field(default_factory=list)
     kind: str = "synthetic"
-    description: str = ""
     offset: int = 0
 
     def __iter__(self) -> Iterator[tuple[dict, Any]]:

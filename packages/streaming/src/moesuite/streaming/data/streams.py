@@ -35,7 +35,6 @@ from moesuite.streaming.data.stream import NamedStream
 __all__ = [
     "DEFAULT_STREAM",
     "STREAMS",
-    "SYNTHETIC_DRIFT_STREAMS",
     "make_stream",
     "list_streams",
     "stream_kind",
@@ -93,7 +92,6 @@ def _synth():
 def _concept_drift(
     concepts: Callable[[int], list],
     gradual: bool,
-    description: str,
     kind: str,
     n_samples: int | None = None,
     seed: int = 0,
@@ -105,7 +103,7 @@ def _concept_drift(
     positions = [round(n * (i + 1) / (k + 1)) for i in range(k)]
     width = max(1, n // 20) if gradual else 1
     data = DriftStream(chain, positions, width, seed=seed, n_samples=n)
-    return NamedStream("", data, n, positions, kind, description)
+    return NamedStream("", data, n, positions, kind)
 
 
 def _register_family(base: str, description: str, concepts: Callable[[int], list]) -> None:
@@ -116,7 +114,6 @@ def _register_family(base: str, description: str, concepts: Callable[[int], list
             help=f"{description}, {mode} drifts at 25/50/75%",
             concepts=concepts,
             gradual=mode == "gradual",
-            description=f"{description}, {mode}",
             kind="synthetic",
         )
 
@@ -167,7 +164,7 @@ _register_family(
 
 
 def _random_rbf(
-    speed: float, description: str, kind: str, n_samples: int | None = None, seed: int = 0
+    speed: float, kind: str, n_samples: int | None = None, seed: int = 0
 ) -> NamedStream:
     """RandomRBF with incremental drift: 5 classes, 10 features, all 50 centroids moving."""
     data = _synth().RandomRBFDrift(
@@ -179,7 +176,7 @@ def _random_rbf(
         change_speed=speed,
         n_drift_centroids=50,
     )
-    return NamedStream("", data, n_samples or SYNTHETIC_LENGTH, [], kind, description)
+    return NamedStream("", data, n_samples or SYNTHETIC_LENGTH, [], kind)
 
 
 for _name, _speed, _label in (("rbf_moderate", 1e-4, "moderate"), ("rbf_fast", 1e-3, "fast")):
@@ -188,25 +185,21 @@ for _name, _speed, _label in (("rbf_moderate", 1e-4, "moderate"), ("rbf_fast", 1
         _random_rbf,
         help=f"RandomRBF 5 classes 50 centroids, incremental drift speed {_speed:g} ({_label})",
         speed=_speed,
-        description=f"RandomRBF 5 classes, {_label} incremental drift",
         kind="synthetic",
     )
-
-#: the streams averaged for the benchmark's headline
-SYNTHETIC_DRIFT_STREAMS: tuple[str, ...] = tuple(list_streams(kind="synthetic"))
 
 # ---------------------------------------------------------------- real streams
 
 
 def _river_dataset(
-    dataset: str, description: str, kind: str, n_samples: int | None = None, seed: int = 0
+    dataset: str, kind: str, n_samples: int | None = None, seed: int = 0
 ) -> NamedStream:
     """One of river's bundled datasets (offline), cut to ``n_samples``; ``seed`` is unused."""
     from river import datasets
 
     data = getattr(datasets, dataset)()
     total = data.n_samples if n_samples is None else min(n_samples, data.n_samples)
-    return NamedStream("", data, total, [], kind, description)
+    return NamedStream("", data, total, [], kind)
 
 
 for _name, _dataset, _description in (
@@ -220,7 +213,6 @@ for _name, _dataset, _description in (
         _river_dataset,
         help=f"{_description} (bundled with river, offline)",
         dataset=_dataset,
-        description=_description,
         kind="real",
     )
 

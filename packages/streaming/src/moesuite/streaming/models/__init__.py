@@ -9,14 +9,13 @@ Examples:
     2
 """
 
+from moesuite.streaming.models import baselines as _baselines  # noqa: F401 (registers)
 from moesuite.streaming.models._registry import MODELS, create_model, has_router, list_models
-from moesuite.streaming.models.baselines import BASELINES
 from moesuite.streaming.models.driftmoe import DriftMoEClassifier
 from moesuite.streaming.models.router import OnlineRouter
 
 __all__ = [
     "MODELS",
-    "BASELINES",
     "DriftMoEClassifier",
     "OnlineRouter",
     "create_model",

@@ -19,10 +19,13 @@ from river import base, ensemble, forest, tree
 
 from moesuite.streaming.models._registry import MODELS
 
-__all__ = ["BASELINES"]
-
-#: the river baselines run side by side with DriftMoE
-BASELINES: tuple[str, ...] = ("ht", "hat", "arf", "srp", "lb")
+__all__ = [
+    "hoeffding_tree",
+    "hoeffding_adaptive_tree",
+    "adaptive_random_forest",
+    "streaming_random_patches",
+    "leveraging_bagging",
+]
 
 
 @MODELS.register("ht", help="river HoeffdingTreeClassifier (defaults)")
