@@ -229,7 +229,12 @@ class AdvResNet(nn.Module):
         self.experts, self.routing, self.router_width = experts, routing, router_width
         self.lb_weight, self.z_weight = lb_weight, z_weight
         net = timm.create_model(
-            "resnet18", pretrained=False, num_classes=num_classes, in_chans=in_chans, channels=chans
+            "resnet18",
+            pretrained=False,
+            num_classes=num_classes,
+            in_chans=in_chans,
+            channels=chans,
+            zero_init_last=False,  # the authors' init (BN weight 1): routers learn from step one
         )
         net.conv1 = nn.Conv2d(in_chans, chans[0], 3, stride=1, padding=1, bias=False)
         net.bn1 = nn.BatchNorm2d(chans[0])

@@ -106,13 +106,17 @@ class TrainConfig:
 def trades_loss(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor, beta: float
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor], MoEOutput]:
-    """TRADES on ``(x, x_adv)``: ``CE + beta KL / B + aux``; returns loss, its parts, clean out."""
+    """TRADES on ``(x, x_adv)``: ``CE + beta KL / B + aux``; returns loss, its parts, clean out.
+
+    ``aux`` is the mean of the routers' aux losses over the clean and the adversarial batch.
+    """
     nat = model(x)
     adv = model(x_adv)
     task = F.cross_entropy(nat.output, y)
     robust = kl_sum(adv.output, nat.output) / x.shape[0]
-    loss = task + beta * robust + nat.aux_loss
-    return loss, {"task_loss": task, "robust_loss": robust, "aux_loss": nat.aux_loss}, nat
+    aux = (nat.aux_loss + adv.aux_loss) / 2  # the routers ran on both batches
+    loss = task + beta * robust + aux
+    return loss, {"task_loss": task, "robust_loss": robust, "aux_loss": aux}, nat
 
 
 def router_loss(
@@ -136,8 +140,9 @@ def router_loss(
         / x.shape[0]
     )
     task = alpha * ce + beta * kl
-    loss = task + nat.aux_loss
-    return loss, {"router_task_loss": task, "router_aux_loss": nat.aux_loss}, nat
+    aux = (nat.aux_loss + adv.aux_loss) / 2
+    loss = task + aux
+    return loss, {"router_task_loss": task, "router_aux_loss": aux}, nat
 
 
 class AdvTrainer(L.LightningModule):
