@@ -19,10 +19,8 @@ from typing import Annotated
 import typer
 
 from moesuite.core.cli.common import (
-    DataOption,
     DeviceOption,
     DevicesOption,
-    EpochsOption,
     ExpertsOption,
     ModelArg,
     QuietOption,
@@ -47,11 +45,17 @@ app = typer_factory(
 DEFAULT_MODEL = "mohets"
 DEFAULT_COMPARISON = ("naive", "dlinear", "patchtst", "mohets")
 
+EpochsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--epochs", min=1, help="Training epochs (default 6; early stopping may stop sooner)."
+    ),
+]
 LookbackOption = Annotated[int, typer.Option("--lookback", min=1, help="Input length L.")]
 HorizonOption = Annotated[int, typer.Option("--horizon", min=1, help="Forecast length H.")]
 HorizonsOption = Annotated[
     list[int] | None,
-    typer.Option("--horizon", min=1, help="A forecast length H; repeat for several [default: 24]."),
+    typer.Option("--horizon", min=1, help="A forecast length H; repeat for several (default 24)."),
 ]
 TargetOption = Annotated[
     str, typer.Option("--target", help="'all' or comma-separated target columns.")
@@ -283,12 +287,14 @@ def forecast(
 @app.command()
 def compare(
     models: CompareModelsOption = None,
-    data: DataOption = None,
+    data: TrainDataOption = None,
     lookback: LookbackOption = 96,
     horizons: HorizonsOption = None,
     target: TargetOption = "all",
     covariates: CovariatesOption = None,
     known_covariates: KnownOption = None,
+    timestamp: TimestampOption = None,
+    no_calendar: NoCalendarOption = False,
     epochs: EpochsOption = None,
     limit_train_batches: LimitBatchesOption = None,
     d_model: DModelOption = None,
@@ -309,6 +315,8 @@ def compare(
         target=target,
         covariates=covariates,
         known_covariates=known_covariates,
+        timestamp=timestamp,
+        calendar=not no_calendar,
         lookback=lookback,
         horizon=max(hs),
         epochs=epochs or ForecastTrainConfig.epochs,

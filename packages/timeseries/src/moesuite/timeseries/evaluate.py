@@ -20,7 +20,7 @@ from torch import nn
 
 from moesuite.core.recorder import RoutingRecorder
 from moesuite.core.stats import routing_summary
-from moesuite.core.training import default_run_path, run_directory, torch_threads
+from moesuite.core.training import default_run_path, run_directory
 from moesuite.timeseries.config import build_datamodule, load_run, load_table
 from moesuite.timeseries.data import ForecastDataModule, SeriesTable
 from moesuite.timeseries.models import Forecaster, as_moe_output
@@ -207,8 +207,7 @@ def evaluate_run(
             f"expects {expected} ({config['data']['covariate_columns']})."
         )
     loader = torch.utils.data.DataLoader(dm.dataset(split), batch_size=2 * cfg.batch_size)
-    with torch_threads(cfg.threads):
-        errors = evaluate_model(model, loader, getattr(model, "n_patches", None), progress)
+    errors = evaluate_model(model, loader, getattr(model, "n_patches", None), progress)
     metrics = {
         "run_dir": str(run_dir),
         "data": table.name,

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from moesuite.core.training import default_run_path, run_directory, torch_threads
+from moesuite.core.training import default_run_path, run_directory
 from moesuite.timeseries.config import load_run, load_table
 from moesuite.timeseries.data import StandardScaler, calendar_features
 from moesuite.timeseries.evaluate import check_compatible
@@ -83,7 +83,7 @@ def forecast_run(
         z_future = cal[-H:]
     z_past = np.concatenate(blocks, 1) if blocks else np.zeros((cfg.lookback, 0), np.float32)
     inputs = [torch.as_tensor(a)[None] for a in (x, z_past, z_future)]
-    with torch.no_grad(), torch_threads(cfg.threads):
+    with torch.no_grad():
         pred = model.predict(*inputs, horizon=H)[0]
     values = scaler.inverse_transform(pred.numpy())
     frame = pd.DataFrame(values, columns=table.columns)

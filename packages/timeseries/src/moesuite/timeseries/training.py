@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -239,6 +240,19 @@ def _describe_data(table: SeriesTable, dm: ForecastDataModule) -> dict[str, Any]
     }
 
 
+def _log_interval(
+    cfg: ForecastTrainConfig, dm: ForecastDataModule, lightning: dict[str, Any] | None
+) -> int:
+    """Log every 10 steps, or once per epoch when an epoch (per device) has fewer steps."""
+    devices = (lightning or {}).get("devices", 1)
+    n_devices = len(devices) if isinstance(devices, list) else devices
+    n_devices = n_devices if isinstance(n_devices, int) and n_devices > 0 else 1
+    steps = math.ceil(len(dm.dataset("train")) / (cfg.batch_size * n_devices))
+    if isinstance(cfg.limit_train_batches, int):
+        steps = min(steps, cfg.limit_train_batches)
+    return max(1, min(10, steps))
+
+
 def _fit_and_report(
     cfg: ForecastTrainConfig,
     model: Forecaster,
@@ -265,6 +279,7 @@ def _fit_and_report(
             limit_val_batches=cfg.limit_val_batches,
             gradient_clip_val=1.0,
             callbacks=callbacks,
+            log_every_n_steps=_log_interval(cfg, dm, lightning),
             **(lightning or {}),
         )
         system = ForecastSystem(

@@ -38,9 +38,9 @@ def as_moe_output(out: torch.Tensor | MoEOutput) -> MoEOutput:
 class Forecaster(nn.Module):
     """Base class: stores the constructor arguments (:meth:`get_config`) and checks inputs.
 
-    Subclasses call ``self._store_config(locals())`` first in ``__init__`` and set
-    ``n_channels``, ``lookback``, ``horizon``; ``trainable`` is false for models without
-    parameters (naive baselines are evaluated, not trained).
+    Subclasses call ``self._store_config(locals())`` first in ``__init__``, set
+    ``n_channels``, ``lookback``, ``horizon``, and implement :meth:`forecast`; ``trainable`` is
+    false for models without parameters (naive baselines are evaluated, not trained).
     """
 
     uses_covariates: bool = False
@@ -55,15 +55,37 @@ class Forecaster(nn.Module):
         """The constructor arguments (``type(model)(**model.get_config())`` rebuilds it)."""
         return dict(self._config)
 
-    def predict(
+    def forward(
         self,
         x: torch.Tensor,
         z_past: torch.Tensor | None = None,
         z_future: torch.Tensor | None = None,
         horizon: int | None = None,
-    ) -> torch.Tensor:
+    ) -> torch.Tensor | MoEOutput[torch.Tensor]:
+        """Forecast ``horizon`` steps (default: the trained horizon) after each window.
+
+        Shapes:
+            ``x [B, L, C]``, ``z_past [B, L, Cz]``, ``z_future [B, H, Ck] -> [B, H, C]`` (or a
+            :class:`MoEOutput` holding it, for a model with routers).
+        """
+        H = horizon or self.horizon
+        self.check_inputs(x, z_past, z_future)
+        if H > self.horizon and not self.any_horizon:
+            raise ValueError(
+                f"this {type(self).__name__} forecasts at most horizon={self.horizon} steps "
+                f"(its weights depend on the horizon), asked for {H}."
+            )
+        return self.forecast(x, H, z_past, z_future)
+
+    def forecast(
+        self, x: torch.Tensor, horizon: int, *covariates: torch.Tensor | None
+    ) -> torch.Tensor | MoEOutput[torch.Tensor]:
+        """The model's forecast of checked inputs (``covariates``: ``z_past``, ``z_future``)."""
+        raise NotImplementedError
+
+    def predict(self, *args: Any, **kwargs: Any) -> torch.Tensor:
         """The forecast ``[B, H, C]`` alone (without the routing a model with routers returns)."""
-        return as_moe_output(self(x, z_past, z_future, horizon)).output
+        return as_moe_output(self(*args, **kwargs)).output
 
     def check_inputs(
         self,

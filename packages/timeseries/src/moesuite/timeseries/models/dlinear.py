@@ -71,18 +71,9 @@ class DLinear(Forecaster):
         ).transpose(1, 2)
         return x - trend, trend
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        z_past: torch.Tensor | None = None,
-        z_future: torch.Tensor | None = None,
-        horizon: int | None = None,
+    def forecast(
+        self, x: torch.Tensor, horizon: int, *covariates: torch.Tensor | None
     ) -> torch.Tensor:
-        self.check_inputs(x)
-        if horizon is not None and horizon > self.horizon:
-            raise ValueError(
-                f"DLinear forecasts at most horizon={self.horizon} steps, asked for {horizon}."
-            )
         seasonal, trend = (t.transpose(1, 2) for t in self.decompose(x))  # [B, C, L]
         if self.individual:
             y = torch.stack(
@@ -94,4 +85,4 @@ class DLinear(Forecaster):
             )
         else:
             y = self.seasonal[0](seasonal) + self.trend[0](trend)
-        return y.transpose(1, 2)[:, : horizon or self.horizon]
+        return y.transpose(1, 2)[:, :horizon]

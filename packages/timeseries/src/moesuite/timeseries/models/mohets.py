@@ -246,15 +246,14 @@ class MoHETS(Forecaster):
             tokens.append(self.cov_future(fut.reshape(B, M, -1)) + sinusoidal_positions(start, d))
         return self.cov_norm(torch.cat(tokens, 1))
 
-    def forward(
+    def forecast(
         self,
         x: torch.Tensor,
+        horizon: int,
         z_past: torch.Tensor | None = None,
         z_future: torch.Tensor | None = None,
-        horizon: int | None = None,
     ) -> MoEOutput[torch.Tensor]:
-        H = horizon or self.horizon
-        self.check_inputs(x, z_past, z_future)
+        H = horizon
         B, L, C = x.shape
         if self.revin is not None:
             x = self.revin.normalize(x)

@@ -27,12 +27,7 @@ class NaiveForecaster(Forecaster):
         self._store_config({"n_channels": n_channels, "lookback": lookback, "horizon": horizon})
         self.n_channels, self.lookback, self.horizon = n_channels, lookback, horizon
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        z_past: torch.Tensor | None = None,
-        z_future: torch.Tensor | None = None,
-        horizon: int | None = None,
+    def forecast(
+        self, x: torch.Tensor, horizon: int, *covariates: torch.Tensor | None
     ) -> torch.Tensor:
-        self.check_inputs(x)
-        return x[:, -1:].expand(-1, horizon or self.horizon, -1).clone()
+        return x[:, -1:].expand(-1, horizon, -1).clone()

@@ -37,14 +37,8 @@ class SeasonalNaiveForecaster(Forecaster):
             period,
         )
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        z_past: torch.Tensor | None = None,
-        z_future: torch.Tensor | None = None,
-        horizon: int | None = None,
+    def forecast(
+        self, x: torch.Tensor, horizon: int, *covariates: torch.Tensor | None
     ) -> torch.Tensor:
-        self.check_inputs(x)
-        H = horizon or self.horizon
-        idx = self.lookback - self.period + torch.arange(H, device=x.device) % self.period
+        idx = self.lookback - self.period + torch.arange(horizon, device=x.device) % self.period
         return x[:, idx]
