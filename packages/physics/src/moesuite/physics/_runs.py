@@ -17,7 +17,7 @@ from moesuite.core.training import (
     run_directory,
 )
 
-__all__ = ["open_run", "resumed_config", "markdown_table"]
+__all__ = ["open_run", "write_run_config", "resumed_config", "markdown_table"]
 
 
 @contextmanager
@@ -35,6 +35,11 @@ def open_run(name: str, out: Path | None, resume: Path | None) -> Iterator[RunDi
     final = Path(out) if out is not None else default_run_path("runs", "physics", name)
     with run_directory(final, keep_interrupted=True) as run:
         yield run
+
+
+def write_run_config(run: RunDirectory, model: str, task: str, **fields: Any) -> None:
+    """``config.json`` of a ``train`` run: the model, the domain, the task and ``fields``."""
+    run.write_config({"model": model, "domain": "physics", "task": task, **fields})
 
 
 def resumed_config(resume: Path, model: str, **given: Any) -> dict[str, Any]:

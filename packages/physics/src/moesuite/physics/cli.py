@@ -236,41 +236,21 @@ def train(
     from moesuite.core.training import read_json, torch_threads
 
     system = _system(model)
-    lightning = lightning_kwargs(device, devices, strategy)
+    common = {"data": data, "epochs": epochs, "seed": seed, "out": out, "progress": not quiet}
+    common.update(resume=resume, lightning=lightning_kwargs(device, devices, strategy))
+    if system == "mixer":
+        _refuse(system, n_train=n_train, known_optics=known_optics, expert_inputs=expert_inputs)
+        from moesuite.physics.mixer.training import train as run
+
+        specific = {"families": families, "num_experts": experts}
+    else:
+        _refuse(system, families=families, experts=experts)
+        from moesuite.physics.evidence.training import train as run
+
+        specific = {"n_train": n_train, "known_optics": known_optics or None}
+        specific["expert_inputs"] = expert_inputs
     with torch_threads(threads):
-        if system == "mixer":
-            _refuse(system, n_train=n_train, known_optics=known_optics, expert_inputs=expert_inputs)
-            from moesuite.physics.mixer.training import train as train_mixer
-
-            path = train_mixer(
-                model,
-                families=families,
-                epochs=epochs,
-                seed=seed,
-                out=out,
-                data=data,
-                progress=not quiet,
-                num_experts=experts,
-                resume=resume,
-                lightning=lightning,
-            )
-        else:
-            _refuse(system, families=families, experts=experts)
-            from moesuite.physics.evidence.training import train as train_evidence
-
-            path = train_evidence(
-                model,
-                data=data,
-                epochs=epochs,
-                n_train=n_train,
-                seed=seed,
-                out=out,
-                progress=not quiet,
-                resume=resume,
-                lightning=lightning,
-                known_optics=known_optics or None,
-                expert_inputs=expert_inputs,
-            )
+        path = run(model, **common, **specific)
     _echo_metrics(read_json(path / "metrics.json"))
     typer.echo(f"run directory: {path}")
 
@@ -338,35 +318,19 @@ def compare(
             f"--model: {models} mix FLiDAR and ODE models; compare models of one system."
         )
     system = systems[models[0]]
+    common = {"data": data, "epochs": epochs, "seed": seed, "out": out, "progress": not quiet}
+    if system == "mixer":
+        _refuse(system, n_train=n_train, known_optics=known_optics)
+        from moesuite.physics.mixer.training import compare as run
+
+        specific = {"families": families, "num_experts": experts}
+    else:
+        _refuse(system, families=families, experts=experts)
+        from moesuite.physics.evidence.training import compare as run
+
+        specific = {"n_train": n_train, "known_optics": known_optics or None}
     with torch_threads(threads):
-        if system == "mixer":
-            _refuse(system, n_train=n_train, known_optics=known_optics)
-            from moesuite.physics.mixer.training import compare as compare_mixer
-
-            path, _ = compare_mixer(
-                models,
-                families=families,
-                epochs=epochs,
-                seed=seed,
-                out=out,
-                data=data,
-                progress=not quiet,
-                num_experts=experts,
-            )
-        else:
-            _refuse(system, families=families, experts=experts)
-            from moesuite.physics.evidence.training import compare as compare_evidence
-
-            path, _ = compare_evidence(
-                models,
-                data=data,
-                epochs=epochs,
-                n_train=n_train,
-                seed=seed,
-                out=out,
-                progress=not quiet,
-                known_optics=known_optics or None,
-            )
+        path, _ = run(models, **common, **specific)
     typer.echo((path / "comparison.md").read_text().rstrip())
     typer.echo(f"run directory: {path}")
 

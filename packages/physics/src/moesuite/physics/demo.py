@@ -17,6 +17,29 @@ from moesuite.core.training import torch_threads
 __all__ = ["run_demo", "evidence_rows", "mixer_rows"]
 
 
+def _rows(
+    task: str,
+    model: str,
+    metrics: tuple[tuple[str, str], ...],
+    values: dict[str, Any],
+    seconds: float,
+    note: str = "",
+) -> list[dict[str, Any]]:
+    """One demo row per ``(metric title, key)`` of ``metrics``."""
+    return [
+        {
+            "domain": "physics",
+            "task": task,
+            "model": model,
+            "metric": metric,
+            "value": round(float(values[key]), 4),
+            "seconds": seconds,
+            "note": note,
+        }
+        for metric, key in metrics
+    ]
+
+
 def evidence_rows(out_dir: Path, seed: int = 0) -> list[dict[str, Any]]:
     """EvidenceMoE vs the dense baseline on a small simulated FLiDAR set (2.5k signals)."""
     from moesuite.physics.data.flidar import SimulationConfig, simulate_dataset
@@ -52,11 +75,7 @@ def evidence_rows(out_dir: Path, seed: int = 0) -> list[dict[str, Any]]:
                 out_dir / "plots" / f"flidar_pred_vs_true_{model}.png",
                 f"{model} (demo)",
             )
-            for metric, key in metrics:
-                value = round(float(m[key]), 4)
-                note = f"{info['params']} params"
-                row = {"metric": metric, "value": value, "seconds": seconds, "note": note}
-                rows.append({"domain": "physics", "task": task, "model": model, **row})
+            rows += _rows(task, model, metrics, m, seconds, f"{info['params']} params")
     return rows
 
 
@@ -99,10 +118,7 @@ def mixer_rows(out_dir: Path) -> list[dict[str, Any]]:
                 net.num_experts,
                 f"{model} (demo)",
             )
-            for metric, key in metrics:
-                value = round(float(evaluation.metrics[key]), 4)
-                row = {"metric": metric, "value": value, "seconds": round(seconds, 1), "note": ""}
-                rows.append({"domain": "physics", "task": task, "model": model, **row})
+            rows += _rows(task, model, metrics, evaluation.metrics, round(seconds, 1))
     return rows
 
 

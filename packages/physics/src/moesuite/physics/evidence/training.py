@@ -34,7 +34,7 @@ from moesuite.core.training import (
     run_directory,
     seed_everything,
 )
-from moesuite.physics._runs import markdown_table, open_run, resumed_config
+from moesuite.physics._runs import markdown_table, open_run, resumed_config, write_run_config
 from moesuite.physics.data.flidar import FLiDARDataset, SimulationConfig, load_npz, simulate_dataset
 from moesuite.physics.evidence.config import EvidenceTrainConfig
 from moesuite.physics.evidence.evaluate import (
@@ -276,16 +276,14 @@ def train(
     estimator = build_model(model, train_ds.config, tc)
     with open_run(model, out, resume) as run:
         final = run.final_path
-        run.write_config(
-            {
-                "model": model,
-                "domain": "physics",
-                "task": "FLiDAR depth and lifetime (EvidenceMoE)",
-                "seed": seed,
-                "train_config": dataclasses.asdict(tc),
-                "simulation": train_ds.config.to_dict(),
-                "data": record,
-            }
+        write_run_config(
+            run,
+            model,
+            "FLiDAR depth and lifetime (EvidenceMoE)",
+            seed=seed,
+            train_config=dataclasses.asdict(tc),
+            simulation=train_ds.config.to_dict(),
+            data=record,
         )
         if isinstance(estimator, LeastSquaresFit):
             res, scored = estimator.fit(val_ds, progress)

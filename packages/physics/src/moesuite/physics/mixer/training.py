@@ -45,7 +45,7 @@ from moesuite.core.training import (
     run_directory,
     seed_everything,
 )
-from moesuite.physics._runs import markdown_table, open_run, resumed_config
+from moesuite.physics._runs import markdown_table, open_run, resumed_config, write_run_config
 from moesuite.physics.data.odes import (
     GenerationConfig,
     ODEDataset,
@@ -507,19 +507,17 @@ def train(
     cfg = model_config(model, **shape, num_experts=E)
     with open_run(model, out, resume) as run:
         final = run.final_path
-        run.write_config(
-            {
-                "model": model,
-                "domain": "physics",
-                "task": "parametric ODE families (MixER)",
-                "families": list(dataset.families),
-                "num_experts": E,
-                "seed": seed,
-                "model_config": dataclasses.asdict(cfg),
-                "train_config": dataclasses.asdict(tc),
-                "adapt_config": dataclasses.asdict(adapt),
-                "data": data_record,
-            }
+        write_run_config(
+            run,
+            model,
+            "parametric ODE families (MixER)",
+            families=list(dataset.families),
+            num_experts=E,
+            seed=seed,
+            model_config=dataclasses.asdict(cfg),
+            train_config=dataclasses.asdict(tc),
+            adapt_config=dataclasses.asdict(adapt),
+            data=data_record,
         )
         net, system, seconds = train_model(
             model,
