@@ -1,6 +1,7 @@
 """`moesuite timeseries` end to end on tiny configurations, and bad input as one line."""
 
 import json
+import warnings
 
 import pandas as pd
 import pytest
@@ -137,3 +138,22 @@ def test_a_missing_run_is_one_line(tmp_path, verb):
     assert result.exit_code == 2 and "no such run directory" in result.output
     result = runner.invoke(app, ["train", "--resume", str(tmp_path / "nothing")])
     assert result.exit_code == 2 and "no such file" in result.output
+
+
+def test_commands_raise_no_warnings(tmp_path, small_csv):
+    """No library warning reaches the user (pytest's own filters would hide some of them)."""
+    run, data = tmp_path / "run", ["--data", str(small_csv)]
+    commands = [
+        ["train", "mohets", *data, "--d-model", "8", *TINY, "--out", str(run)],
+        ["eval", str(run), "--out", str(tmp_path / "ev")],
+        ["forecast", str(run), "--out", str(tmp_path / "fc")],
+        ["compare", "--model", "naive", "--model", "dlinear", *data, "--lookback", "48",
+         "--horizon", "12", "--epochs", "1", "--quiet", "--out", str(tmp_path / "cmp")],
+        ["list"],
+    ]  # fmt: skip
+    for args in commands:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert [str(w.message) for w in caught] == [], args[0]

@@ -291,6 +291,8 @@ def _fit_and_report(
         with warnings.catch_warnings():
             # Lightning 2.6 calls a torch pytree API that torch 2.14 deprecated (not our code)
             warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+            # the windows are in-memory tensors: loader worker processes would only cost time
+            warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
             fit(trainer, system, datamodule=dm, resume=run.path if resume else None)
         if trainer.global_rank != 0:  # a DDP worker: rank 0 evaluates and writes the run
             return TrainResult(run.path, {}, model, time.perf_counter() - start)
