@@ -54,6 +54,14 @@ class UncertainRouterOutput(RouterOutput):
     uncertainty: torch.Tensor | None = None
 
 
+def _check_wrappable(cls: type) -> None:
+    if not getattr(cls, "causal", True) or cls.__name__ == "RecurrentRouter":
+        raise ValueError(
+            f"base {cls.__name__} is not a stateless token-choice router; the uncertainty "
+            "wrapper averages per-token probabilities (use e.g. 'topk')."
+        )
+
+
 @register_router("uncertainty")
 class UncertaintyRouter(Router):
     """Uncertainty-aware router: ``K`` Monte-Carlo dropout passes of an inner router in training.
@@ -111,16 +119,13 @@ class UncertaintyRouter(Router):
         elif isinstance(base, str):
             if base == "uncertainty":
                 raise ValueError("base='uncertainty' would wrap the wrapper; name a router.")
+            _check_wrappable(ROUTERS.get(base).obj)
             inner = ROUTERS.create(base, d_model=d_model, num_experts=num_experts, k=k, **base_cfg)
         else:
             raise TypeError(
                 f"base must be a router name or a Router instance, got {type(base).__name__}."
             )
-        if not type(inner).causal or type(inner).__name__ == "RecurrentRouter":
-            raise ValueError(
-                f"base {type(inner).__name__} is not a stateless token-choice router; the "
-                "uncertainty wrapper averages per-token probabilities (use e.g. 'topk')."
-            )
+        _check_wrappable(type(inner))
         if not isinstance(samples, int) or samples < 1:
             raise ValueError(f"samples must be a positive int, got {samples!r}.")
         if not 0.0 <= dropout < 1.0:

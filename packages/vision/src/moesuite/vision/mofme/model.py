@@ -142,6 +142,9 @@ class Restorer(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.unembed = nn.Linear(dim, channels * patch * patch)
         self.tail = nn.Sequential(ResBlock(channels), nn.Conv2d(channels, 3, 3, padding=1))
+        if output == "residual":  # start as the identity: the output is the input image
+            nn.init.zeros_(self.tail[-1].weight)
+            nn.init.zeros_(self.tail[-1].bias)
 
     def _ffn(self) -> nn.Module:
         if self.block == "dense":

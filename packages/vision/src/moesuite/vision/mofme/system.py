@@ -169,7 +169,7 @@ def evaluate(
             "data": source,
             "parameters": count_parameters(model),
             "flops_per_pixel": flops_per_pixel(model, tile),
-            "cpu_seconds_16_tiles": time_inference({"m": model}, tile, rounds=5)["m"],
+            "cpu_seconds_16_tiles": time_inference({"m": model}, tile, rounds=3)["m"],
         }
     )
     with run_directory(path) as rd:
@@ -265,7 +265,7 @@ def compare(
                 with open(rd.file("results.jsonl"), "a") as fh:
                     fh.write(json.dumps(row, default=str) + "\n")
         firsts = {v.label: rd.path / f"{v.label}-s{seed}" for v in variants}
-        timings = timing_rows(firsts, budget.crop, rounds=5)
+        timings = timing_rows(firsts, budget.crop, rounds=3)
         summary = summarise(rows)
         table = markdown_table(summary, timings)
         rd.file("table.md").write_text(f"Data: {source}\n\n" + table)
@@ -342,7 +342,7 @@ def demo(out_dir: Path) -> list[dict[str, Any]]:
     from moesuite.vision.mofme.training import TrainConfig, train_restorer
 
     start = time.perf_counter()
-    cfg = TrainConfig(model="mofme", steps=40, steps_per_epoch=20, val_crops=12)
+    cfg = TrainConfig(model="mofme", steps=100, steps_per_epoch=50, val_crops=12)
     result = train_restorer(cfg, out=Path(out_dir) / "run", device="cpu", quiet=True)
     clean = read_image(shared_path("images", TEST_SET, "kodim23.png"), channels=3)[:192, :192]
     gains = []
