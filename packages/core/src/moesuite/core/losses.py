@@ -19,6 +19,7 @@ __all__ = [
     "importance_loss",
     "routing_entropy",
     "routing_contrastive_loss",
+    "centroid_contrastive_loss",
 ]
 
 
@@ -38,7 +39,8 @@ def load_balancing_loss(probs: torch.Tensor, counts: torch.Tensor, k: int) -> to
     Examples:
         >>> import torch
         >>> T, E = 8, 4
-        >>> round(float(load_balancing_loss(torch.full((T, E), 1 / E), torch.full((E,), 4), k=2)), 4)
+        >>> uniform = torch.full((T, E), 1 / E)
+        >>> round(float(load_balancing_loss(uniform, torch.full((E,), 4), k=2)), 4)
         1.0
     """
     probs = probs.float()
@@ -108,3 +110,67 @@ def routing_contrastive_loss(
     if similarity.shape[0] == 0:
         return similarity.new_zeros((), dtype=torch.float32)
     return F.cross_entropy(similarity.float() / temperature, assignment.long().detach())
+
+
+def centroid_contrastive_loss(
+    tokens: torch.Tensor,
+    prototypes: torch.Tensor,
+    assignment: torch.Tensor,
+    temperature: float = 0.07,
+) -> torch.Tensor:
+    """ProMoE's routing contrastive loss: each prototype against the centroids of the experts.
+
+    For every expert ``i`` that received at least one token, ``m_i`` is the mean of its tokens;
+    with ``V`` such experts, ``L = -1/V sum_i log softmax_j(cos(p_i, m_j) / temperature)[i]``
+    over ``i, j`` in those experts (Wei et al. 2026, Eq. 6). It pulls each prototype toward the
+    centroid of its own tokens (intra-expert coherence) and away from the other experts'
+    centroids (inter-expert diversity). Gradients reach both the prototypes and the tokens.
+    Fewer than two experts with tokens give 0 (nothing to contrast).
+
+    Args:
+        tokens: ``[T, d]`` token features in the prototypes' space.
+        prototypes: ``[E, d]`` expert prototypes.
+        assignment: ``[T]`` the expert of each token, or ``[T, k]`` its experts (a token then
+            counts toward the centroid of each of them); negative entries are ignored.
+        temperature: softmax temperature (0.07 in the paper).
+
+    Examples:
+        >>> import torch
+        >>> protos = torch.eye(3)
+        >>> tokens = torch.eye(3).repeat(2, 1)              # two tokens on each prototype
+        >>> assign = torch.tensor([0, 1, 2, 0, 1, 2])
+        >>> round(float(centroid_contrastive_loss(tokens, protos, assign, 1.0)), 4)
+        0.5514
+        >>> round(float(centroid_contrastive_loss(tokens, protos, assign.roll(1), 1.0)), 4)
+        1.5514
+    """
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}.")
+    if tokens.dim() != 2 or prototypes.dim() != 2 or tokens.shape[1] != prototypes.shape[1]:
+        raise ValueError(
+            f"tokens [T, d] and prototypes [E, d] must share d, got {tuple(tokens.shape)} and "
+            f"{tuple(prototypes.shape)}."
+        )
+    E = prototypes.shape[0]
+    assign = assignment.detach().long()
+    if assign.dim() == 1:
+        assign = assign[:, None]
+    if assign.shape[0] != tokens.shape[0]:
+        raise ValueError(
+            f"assignment must have one row per token ({tokens.shape[0]}), "
+            f"got {tuple(assign.shape)}."
+        )
+    x = tokens.float()
+    # membership [T, E]: token t counts toward expert e's centroid (once, whatever its slot)
+    member = torch.zeros(x.shape[0], E + 1, dtype=x.dtype, device=x.device)
+    member.scatter_(1, torch.where(assign < 0, E, assign), 1.0)
+    member = member[:, :E]
+    counts = member.sum(0)
+    valid = counts > 0
+    if int(valid.sum()) < 2:
+        return x.new_zeros(())
+    centroids = (member[:, valid].t() @ x) / counts[valid, None]  # [V, d]
+    protos = F.normalize(prototypes.float()[valid], dim=-1)
+    sim = protos @ F.normalize(centroids, dim=-1).t()  # [V, V]: prototype i vs centroid j
+    target = torch.arange(sim.shape[0], device=sim.device)
+    return F.cross_entropy(sim / temperature, target)

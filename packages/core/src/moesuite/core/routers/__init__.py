@@ -22,6 +22,7 @@ from moesuite.core.routers._registry import (
     register_router,
 )
 from moesuite.core.routers.base import Router, RouterOutput
+from moesuite.core.routers.conditional import ConditionalRouter
 from moesuite.core.routers.expert_choice import ExpertChoiceRouter
 from moesuite.core.routers.noisy_topk import NoisyTopKRouter
 from moesuite.core.routers.prototype import PrototypeRouter
@@ -46,5 +47,6 @@ __all__ = [
     "TopPRouter",
     "RecurrentRouter",
     "PrototypeRouter",
+    "ConditionalRouter",
     "UncertaintyRouter",
 ]
