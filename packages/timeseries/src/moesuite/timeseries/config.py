@@ -161,8 +161,13 @@ def load_run(run_dir: str | Path) -> tuple[ForecastTrainConfig, dict[str, Any], 
         raise FileNotFoundError(
             f"{weights}: missing; {run_dir} is not a finished timeseries `train` run{hint}."
         )
-    cfg = ForecastTrainConfig(**config["train"])
-    model = MODELS.get(config["model"]).obj(**config["model_config"])
+    try:
+        cfg = ForecastTrainConfig(**config["train"])
+        model = MODELS.get(config["model"]).obj(**config["model_config"])
+    except TypeError as exc:  # an option this version no longer has
+        raise ValueError(
+            f"{run_dir}: written by an older moesuite-timeseries ({exc}); train it again."
+        ) from None
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     model.eval()
     return cfg, config, model
