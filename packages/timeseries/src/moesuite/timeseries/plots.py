@@ -1,9 +1,14 @@
-"""Figures: forecasts against the truth, expert usage by patch position, and comparison bars."""
+"""Figures: forecasts against the truth, expert usage by patch position, and comparison bars.
+
+Figures are built with matplotlib's object API (``Figure``), so plotting never changes the
+caller's pyplot backend or state.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -12,13 +17,10 @@ from moesuite.core.plotting import save_figure
 __all__ = ["plot_forecasts", "plot_expert_usage_by_position", "plot_comparison"]
 
 
-def _plt():
-    import matplotlib
+def _figure(figsize: tuple[float, float]) -> Any:
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(figsize=figsize)
 
 
 def plot_forecasts(
@@ -37,8 +39,8 @@ def plot_forecasts(
         channel_name: its name for the axis label.
         title: figure title.
     """
-    plt = _plt()
-    fig, axes = plt.subplots(len(windows), 1, figsize=(9, 2.4 * len(windows)), squeeze=False)
+    fig = _figure((9, 2.4 * len(windows)))
+    axes = fig.subplots(len(windows), 1, squeeze=False)
     for ax, w in zip(axes[:, 0], windows, strict=True):
         L, H = len(w["x"]), len(w["y"])
         ax.plot(np.arange(L), w["x"][:, channel], color="0.4", lw=1, label="input")
@@ -60,8 +62,8 @@ def plot_expert_usage_by_position(
     """Heatmaps, one per MoE layer: fraction of each patch position's assignments per expert."""
     if not routing:
         raise ValueError("routing is empty: the model has no MoE layers.")
-    plt = _plt()
-    fig, axes = plt.subplots(1, len(routing), figsize=(3.6 * len(routing), 3.6), squeeze=False)
+    fig = _figure((3.6 * len(routing), 3.6))
+    axes = fig.subplots(1, len(routing), squeeze=False)
     for i, (ax, (name, counts)) in enumerate(zip(axes[0], routing.items(), strict=True)):
         frac = counts / np.maximum(counts.sum(1, keepdims=True), 1)
         im = ax.imshow(frac, aspect="auto", cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
@@ -72,10 +74,9 @@ def plot_expert_usage_by_position(
         ax.set_xticks(range(counts.shape[1]))
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="share of assignments")
     fig.suptitle(title or "expert usage by patch position (test set)")
-    path = Path(path)
+    path = Path(path)  # not save_figure: tight_layout cannot place the shared colorbar
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     return path
 
 
@@ -83,11 +84,11 @@ def plot_comparison(
     rows: Sequence[Mapping[str, object]], path: str | Path, metric: str = "mse", title: str = ""
 ) -> Path:
     """Grouped bars: ``metric`` per horizon (groups) and model (bars), from result rows."""
-    plt = _plt()
     models = list(dict.fromkeys(str(r["model"]) for r in rows))
     horizons = sorted({int(r["horizon"]) for r in rows})  # type: ignore[call-overload]
     width = 0.8 / max(len(models), 1)
-    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(horizons) * max(1, len(models) / 3), 3.8))
+    fig = _figure((1.6 + 1.4 * len(horizons) * max(1, len(models) / 3), 3.8))
+    ax = fig.subplots()
     for i, m in enumerate(models):
         vals = [
             next(
