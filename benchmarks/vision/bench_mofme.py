@@ -48,6 +48,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 RESULTS = HERE / "results"
 JSONL = RESULTS / "mofme.jsonl"
+REPORT = [RESULTS / "mofme.md"]  # the table's path (set in main)
 
 
 def commit() -> str:
@@ -71,7 +72,10 @@ def append(row: dict) -> None:
         fh.write(json.dumps(row, default=str) + "\n")
 
 
-def variants(experts: list[int]) -> list[Variant]:
+def variants(experts: list[int], ablation: bool = False) -> list[Variant]:
+    if ablation:  # the authors' output head (sigmoid, no image residual) against ours
+        base = {"experts": experts[0], "modulation": "vector", "uar": True}
+        return [Variant("mofme", base), Variant("mofme", base | {"output": "sigmoid"})]
     out = [Variant("dense-restorer")]
     out += [Variant("moe-restorer", {"experts": n}) for n in experts]
     for n in experts:
@@ -170,7 +174,7 @@ def write_report(rows: list[dict], run_id: str, budget: TrainConfig, experts, ar
     trow = next((r for r in rows if r.get("run_id") == run_id and r.get("kind") == "timing"), None)
     times = trow["times"] if trow else {}
     short = {k.split("|")[0]: v for k, v in times.items() if k.endswith("|sparse|k2")}
-    order = [v.label for v in variants(experts)]
+    order = [v.label for v in variants(experts)] + [v.label for v in variants(experts, True)]
     summary.sort(key=lambda e: order.index(e["label"]) if e["label"] in order else 99)
     mean_by = {
         mod: sum(e["psnr_mean"] for e in summary if e["label"].startswith(f"mofme-{mod}-uar"))
@@ -197,7 +201,20 @@ def write_report(rows: list[dict], run_id: str, budget: TrainConfig, experts, ar
         "",
         timing_table(times) if times else "(timing not finished)\n",
     ]
-    (RESULTS / "mofme.md").write_text("\n".join(text))
+    REPORT[0].write_text("\n".join(text))
+
+
+def timing_and_strip(run_id, code, todo, run_root, test, args) -> None:
+    """CPU time of every variant's seed-0 model (one interleaved call) and the image strip."""
+    if any(r.get("run_id") == run_id and r.get("kind") == "timing" for r in read_rows()):
+        return
+    firsts = {v.label: run_root / f"{v.label}-s0" for v in todo}
+    times = timing(firsts, args.crop, args.rounds, args.timing_threads)
+    append({"run_id": run_id, "commit": code, "kind": "timing", "times": times})
+    shown = ("dense-restorer", "moe-restorer-n8", "mofme-vector-uar-n8", "mofme-linear-uar-n8")
+    if not args.ablation:
+        dirs = {k: firsts[k] for k in shown if k in firsts}
+        strip(RESULTS / "mofme_strip.png", dirs, test, args.crop, image=4)
 
 
 def main() -> None:
@@ -217,8 +234,15 @@ def main() -> None:
     p.add_argument("--only", nargs="*", default=None, help="labels to run (default: all)")
     p.add_argument("--results", type=Path, default=RESULTS, help="where the rows and table go")
     p.add_argument("--test-images", type=int, default=None, help="smoke tests: first N only")
+    p.add_argument(
+        "--ablation",
+        action="store_true",
+        help="output-head ablation at the first --experts (results/mofme_ablation.*)",
+    )
     args = p.parse_args()
-    RESULTS, JSONL = args.results, args.results / "mofme.jsonl"
+    name = "mofme_ablation" if args.ablation else "mofme"
+    RESULTS, JSONL = args.results, args.results / f"{name}.jsonl"
+    REPORT[0] = args.results / f"{name}.md"
 
     code = commit()  # the code this process runs (rows record it, not a later HEAD)
     rows = read_rows()
@@ -244,7 +268,11 @@ def main() -> None:
         test.names, test.clean = test.names[:n], test.clean[:n]
         test.degraded = {w: d[:n] for w, d in test.degraded.items()}
     print(f"test set: {test.path} ({len(test.names)} images x {test.weathers})", flush=True)
-    todo = [v for v in variants(args.experts) if args.only is None or v.label in args.only]
+    todo = [
+        v
+        for v in variants(args.experts, args.ablation)
+        if args.only is None or v.label in args.only
+    ]
     run_root = args.runs / run_id
     for seed in range(args.seeds):
         for v in todo:
@@ -256,36 +284,24 @@ def main() -> None:
             if (v.label, seed) in done:
                 continue
             start = time.perf_counter()
+            cpu = time.process_time()
             with torch_threads(args.threads):
                 row = run_variant(v, seed, replace(budget), test, run_root / f"{v.label}-s{seed}")
             row.update({"run_id": run_id, "commit": code, "kind": "result"})
+            row["cpu_seconds"] = round(time.process_time() - cpu, 1)
             append(row)
             print(
                 f"{v.label} seed {seed}: PSNR {row['psnr_mean']:.2f} "
                 f"({', '.join(f'{w} {x:.2f}' for w, x in row['psnr'].items())}), "
-                f"{time.perf_counter() - start:.0f} s",
+                f"{time.perf_counter() - start:.0f} s ({row['cpu_seconds']:.0f} s CPU)",
                 flush=True,
             )
             write_report(read_rows(), run_id, budget, args.experts, args)
-    rows = read_rows()
-    if not any(r.get("run_id") == run_id and r.get("kind") == "timing" for r in rows):
-        firsts = {v.label: run_root / f"{v.label}-s0" for v in todo}
-        times = timing(firsts, args.crop, args.rounds, args.timing_threads)
-        append({"run_id": run_id, "commit": code, "kind": "timing", "times": times})
-        best_dirs = {
-            k: firsts[k]
-            for k in (
-                "dense-restorer",
-                "moe-restorer-n8",
-                "mofme-vector-uar-n8",
-                "mofme-linear-uar-n8",
-            )
-            if k in firsts
-        }
-        strip(RESULTS / "mofme_strip.png", best_dirs, test, args.crop, image=4)
+        if seed == 0:  # the seed-0 models of every variant exist: time them now
+            timing_and_strip(run_id, code, todo, run_root, test, args)
     write_report(read_rows(), run_id, budget, args.experts, args)
     append({"run_id": run_id, "commit": code, "kind": "done"})
-    print((RESULTS / "mofme.md").read_text())
+    print(REPORT[0].read_text())
 
 
 if __name__ == "__main__":

@@ -51,6 +51,8 @@ class Variant:
             parts.append("uar")
         if self.model != "dense-restorer" and o.get("experts") is not None:
             parts.append(f"n{o['experts']}")
+        named = ("experts", "modulation", "uar")
+        parts += [f"{k}={v}" for k, v in sorted(o.items()) if k not in named]
         return "-".join(parts)
 
 

@@ -84,7 +84,7 @@ def train(
     out: Path | None = None,
     quiet: bool = False,
 ) -> CommandResult:
-    """Train a restorer (quick default: 150 steps on 48 px crops, about two minutes)."""
+    """Train a restorer (quick default: 300 steps on 48 px crops, about two minutes)."""
     from moesuite.vision.mofme.training import resume_restorer, train_restorer
 
     if resume is not None:
@@ -136,10 +136,10 @@ def evaluate(
     run: Path,
     *,
     data: Path | None = None,
+    out: Path | None = None,
     threads: int | None = None,
     device: str = "auto",
     seed: int = 0,
-    out: Path | None = None,
     quiet: bool = False,
 ) -> CommandResult:
     """Test a run: PSNR/SSIM per weather, routing statistics, parameters, FLOPs, CPU time."""
@@ -213,18 +213,18 @@ def compare(
     models: list[str],
     *,
     data: Path | None = None,
+    seeds: int | None = None,
+    seed: int = 0,
     epochs: int | None = None,
     steps: int | None = None,
     batch_size: int | None = None,
+    quiet: bool = False,
     experts: int | None = None,
     modulation: str | None = None,
     uar: bool | None = None,
-    seeds: int | None = None,
     threads: int | None = None,
     device: str = "auto",
-    seed: int = 0,
     out: Path | None = None,
-    quiet: bool = False,
 ) -> CommandResult:
     """Train and test several restorers at one budget; a table, JSON lines and an image strip."""
     import json

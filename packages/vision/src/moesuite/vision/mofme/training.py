@@ -95,7 +95,7 @@ class TrainConfig:
     data: str | None = None
     crop: int = 48
     batch_size: int = 16
-    steps: int = 150
+    steps: int = 300
     steps_per_epoch: int = 25
     lr: float = 2e-3
     weight_decay: float = 1e-4
