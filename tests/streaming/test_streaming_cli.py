@@ -190,6 +190,31 @@ def _train(*args):
             lambda t: ["compare", "--model", "xgboost"],
             "unknown model",
         ),
+        (
+            "unknown river stream",
+            lambda t: _train("ht", "--stream", "river:Agrawl"),
+            "unknown river stream 'river:Agrawl'; expected one of ['river:Agrawal',",
+        ),
+        (
+            "unknown river argument",
+            lambda t: _train("ht", "--stream", "river:SEA", "--stream-arg", "noize=0.1"),
+            "--stream-arg noize: not an argument of river:SEA; expected one of ['variant',",
+        ),
+        (
+            "drift on a river dataset",
+            lambda t: _train("ht", "--stream", "river:Phishing", "--stream-arg", "drift_at=100"),
+            "river:Phishing is a dataset",
+        ),
+        (
+            "drift beyond the stream",
+            lambda t: _train("ht", "--stream", "river:SEA", "--stream-arg", "drift_at=9000"),
+            "position 9000 is not inside the stream (5000 instances",
+        ),
+        (
+            "stream argument of a registered stream",
+            lambda t: _train("ht", "--stream-arg", "seed=3"),
+            "stream arguments go with a river stream",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_leaves_no_run_directory(tmp_path, case, args, message):
@@ -206,3 +231,54 @@ def test_eval_of_a_compare_run_says_what_it_needs(tmp_path):
     _ok(["compare", "--model", "ht", "--n", "200", "--out", str(cmp)])
     result = runner.invoke(app, ["eval", str(cmp), "--out", str(tmp_path / "e"), "--quiet"])
     assert result.exit_code == 2 and "written by `compare`, not by `train`" in result.output
+
+
+def test_a_csv_of_12000_rows_is_read_whole_by_train_and_compare(tmp_path):
+    # more than twice a generated stream's 5,000 default: --data means the whole file
+    data = _toy_csv(tmp_path, 12_000)
+    for verb, extra in (("train", ["ht"]), ("compare", ["--model", "ht"])):
+        out = tmp_path / verb
+        _ok([verb, *extra, "--data", str(data), "--target", "label", "--out", str(out)])
+        assert [r["n"] for r in _metrics(out)["rows"]] == [12_000], verb
+    cut = tmp_path / "cut"
+    _ok(["train", "ht", "--data", str(data), "--target", "label", "--n", "700", "--out", str(cut)])
+    assert _metrics(cut)["rows"][0]["n"] == 700
+
+
+def test_river_generator_in_drift_and_a_bundled_river_dataset(tmp_path):
+    out = tmp_path / "gen"
+    args = ["compare", "--model", "ht", "--stream", "river:Agrawal", "--n", "1500"]
+    args += ["--stream-arg", "classification_function=0", "--stream-arg", "drift_at=0.5"]
+    args += ["--stream-arg", "after.classification_function=4", "--out", str(out)]
+    _ok(args)
+    (details,) = _metrics(out)["runs"]
+    assert details["stream"] == "river:Agrawal" and details["n"] == 1500
+    assert details["drift_points"] == [750]
+    # the tree learnt concept 0; after the drift to concept 4 it is wrong more often
+    windows = dict(details["windows"])
+    assert windows[750] > windows[900] + 0.1, windows
+    config = json.loads((out / "config.json").read_text())
+    assert config["sources"][0]["args"] == [
+        "classification_function=0",
+        "drift_at=0.5",
+        "after.classification_function=4",
+    ]
+    assert (out / "plots" / "river-Agrawal_accuracy.png").is_file()
+    real = tmp_path / "real"
+    _ok(["train", "ht", "--stream", "river:phishing", "--out", str(real)])  # case-insensitive
+    (row,) = _metrics(real)["rows"]
+    assert row["stream"] == "river:Phishing" and row["n"] == 1250 and row["accuracy"] > 0.8
+    again = tmp_path / "again"  # eval continues a river generator with a new seed
+    _ok(["train", "ht", "--stream", "river:SEA", "--n", "300", "--out", str(again)])
+    _ok(["eval", str(again), "--out", str(tmp_path / "ev")])
+    assert json.loads((tmp_path / "ev" / "config.json").read_text())["source"]["seed"] == 1
+
+
+def test_list_shows_river_streams_discovered_from_river():
+    from river.datasets import synth
+
+    output = runner.invoke(app, ["list"]).output
+    for name in ("river:Agrawal", "river:RandomTree", "river:Phishing", "river:Bananas"):
+        assert f"  {name} " in output
+    assert "river:ConceptDriftStream" not in output  # river's own drift wrapper overflows
+    assert "river:Friedman" not in output and hasattr(synth, "Friedman")  # regression

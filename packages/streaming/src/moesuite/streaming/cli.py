@@ -5,6 +5,7 @@
     moesuite streaming eval runs/streaming/driftmoe-data/<timestamp>
     moesuite streaming compare --model driftmoe-data --model arf --stream led_gradual --n 20000
     moesuite streaming train driftmoe-data --data elec.csv --target class
+    moesuite streaming compare --stream river:RandomTree --stream-arg drift_at=0.5 --n 20000
 
 River learns in one prequential (test-then-train) pass on the CPU: ``train`` has no epochs,
 devices or resume; ``eval`` continues a saved model on new instances.
@@ -41,22 +42,34 @@ app = typer_factory(
 StreamOption = Annotated[
     str | None,
     typer.Option(
-        "--stream", help="A registered stream (`list` shows them; default: the one it marks *)."
+        "--stream",
+        help="A registered stream or river:NAME, any river dataset or generator (`list` shows "
+        "them; default: the one it marks *).",
+    ),
+]
+StreamArgOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--stream-arg",
+        help="KEY=VALUE for a river:NAME stream, repeatable: an argument of the river class, "
+        "drift_at=P / drift_width=W (a generator in drift), after.KEY=VALUE (the concept after "
+        "the drift).",
     ),
 ]
 EvalStreamOption = Annotated[
     str | None,
     typer.Option(
         "--stream",
-        help="A registered stream to continue on (`list` shows them; default: RUN's own stream).",
+        help="A registered stream or river:NAME to continue on (`list` shows them; default: "
+        "RUN's own stream).",
     ),
 ]
 StreamsOption = Annotated[
     list[str] | None,
     typer.Option(
         "--stream",
-        help="A registered stream; repeat for several (`list` shows them; default: the one "
-        "it marks *).",
+        help="A registered stream or river:NAME; repeat for several (`list` shows them; "
+        "default: the one it marks *).",
     ),
 ]
 NOption = Annotated[
@@ -160,6 +173,7 @@ def _experts_params(models: list[str], experts: int | None) -> dict[str, dict[st
 def train(
     model: ModelArg,
     stream: StreamOption = None,
+    stream_arg: StreamArgOption = None,
     data: TrainDataOption = None,
     target: TargetOption = None,
     n: NOption = None,
@@ -180,7 +194,7 @@ def train(
         raise ValueError(f"--experts: {model!r} has no experts to count; drop --experts.")
     if stream is None and data is None:
         stream = DEFAULT_STREAM
-    source = StreamSource(stream, data, target, n, seed)
+    source = StreamSource(stream, data, target, n, seed, args=tuple(stream_arg or ()))
     path = out or default_run_path("runs", "streaming", model)
     row = _with_progress(
         quiet,
@@ -196,6 +210,7 @@ def train(
 def eval_(
     run: RunArg,
     stream: EvalStreamOption = None,
+    stream_arg: StreamArgOption = None,
     data: EvalDataOption = None,
     target: TargetOption = None,
     n: EvalNOption = None,
@@ -215,7 +230,9 @@ def eval_(
     path, rows = _with_progress(
         quiet,
         threads,
-        lambda progress: evaluate_run(run, out, stream, data, target, n, seed, progress=progress),
+        lambda progress: evaluate_run(
+            run, out, stream, data, target, n, seed, tuple(stream_arg or ()), progress=progress
+        ),
     )
     _print_rows(rows, path)
 
@@ -224,6 +241,7 @@ def eval_(
 def compare(
     model: ModelsOption = None,
     stream: StreamsOption = None,
+    stream_arg: StreamArgOption = None,
     data: CompareDataOption = None,
     target: TargetOption = None,
     n: NOption = None,
@@ -247,6 +265,7 @@ def compare(
     """
     from moesuite.core.training import default_run_path
     from moesuite.streaming.data import DEFAULT_STREAM, StreamSource
+    from moesuite.streaming.data.river_streams import is_river
     from moesuite.streaming.evaluate import DEFAULT_COMPARE
     from moesuite.streaming.evaluate import compare as compare_models
     from moesuite.streaming.models import MODELS
@@ -254,10 +273,19 @@ def compare(
     models = list(model or DEFAULT_COMPARE)
     for m in models:
         MODELS.get(m)
+    args = tuple(stream_arg or ())
+    if args and not any(is_river(s) for s in stream or []):
+        raise ValueError(
+            f"--stream-arg {args[0]}: stream arguments go with a river stream (--stream "
+            "river:NAME); `moesuite streaming list` shows them."
+        )
     if data is not None:
         sources = [StreamSource(s, data, target, n, seed) for s in stream or [None]]
     else:
-        sources = [StreamSource(s, None, target, n, seed) for s in stream or [DEFAULT_STREAM]]
+        sources = [
+            StreamSource(s, None, target, n, seed, args=args if is_river(s) else ())
+            for s in stream or [DEFAULT_STREAM]
+        ]
     path = out or default_run_path("runs", "streaming", "compare")
     rows = _with_progress(
         quiet,
@@ -271,8 +299,8 @@ def compare(
 
 @app.command("list")
 def list_() -> None:
-    """List the models and streams (read from the registries)."""
-    from moesuite.streaming.data import DEFAULT_STREAM, STREAMS, stream_kind
+    """List the models and streams: the registries and river's datasets and generators."""
+    from moesuite.streaming.data import DEFAULT_STREAM, STREAMS, river_streams, stream_kind
     from moesuite.streaming.evaluate import DEFAULT_COMPARE
     from moesuite.streaming.models import MODELS
 
@@ -284,6 +312,9 @@ def list_() -> None:
     for name, text in STREAMS.help().items():
         mark = "*" if name == DEFAULT_STREAM else " "
         typer.echo(f"  {name:<20}{mark} {stream_kind(name):<10} {text}")
+    typer.echo("river streams (--stream river:NAME, arguments with --stream-arg KEY=VALUE):")
+    for name, (_, kind, text) in river_streams().items():
+        typer.echo(f"  {name:<21} {kind:<10} {text}")
     typer.echo("  (or your own file: --data PATH.csv|.arff --target COLUMN)")
 
 

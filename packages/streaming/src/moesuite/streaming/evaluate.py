@@ -319,12 +319,17 @@ def record(
     if r.expert_usage:
         plot_expert_usage(
             r.expert_usage,
-            run.plot_path(f"{stream.name}__{model_name}_experts.png"),
+            run.plot_path(f"{_stem(stream.name)}__{model_name}_experts.png"),
             window,
             stream.drift_points,
             title=f"{model_name} on {stream.name}: expert usage per window",
         )
     return row, details
+
+
+def _stem(name: str) -> str:
+    """A stream name as a file-name part (``river:Agrawal`` -> ``river-Agrawal``)."""
+    return name.replace(":", "-").replace("/", "-")
 
 
 def _imbalance(counts: list[int]) -> float:
@@ -342,7 +347,7 @@ def plot_run_accuracy(run: Any, stream: NamedStream, details: Sequence[dict[str,
 
     plot_windowed_accuracy(
         {d["model"]: d["windows"] for d in details},
-        run.plot_path(f"{stream.name}_accuracy.png"),
+        run.plot_path(f"{_stem(stream.name)}_accuracy.png"),
         stream.drift_points,
         title=f"{stream.name}: windowed prequential accuracy",
     )
@@ -391,7 +396,7 @@ def compare(
                 model = MODELS.create(name, seed=seed, **params.get(name, {}))
                 stream = src.open()
                 row, detail = record(
-                    run, model, name, stream, f"{stream.name}__{name}.pkl", progress
+                    run, model, name, stream, f"{_stem(stream.name)}__{name}.pkl", progress
                 )
                 rows.append(row)
                 details.append(detail)
@@ -418,6 +423,7 @@ def evaluate_run(
     target: str | None = None,
     n: int | None = None,
     seed: int | None = None,
+    stream_args: tuple[str, ...] = (),
     progress: Progress | None = None,
 ) -> tuple[Path, list[dict[str, Any]]]:
     """Load the model a ``train`` (or ``eval``) run saved and continue it prequentially.
@@ -434,6 +440,7 @@ def evaluate_run(
         target: the label column of ``data``.
         n: instances (default: see :class:`StreamSource` and :meth:`StreamSource.following`).
         seed: seed of a generated stream (default: the run's seed + 1, new instances).
+        stream_args: ``key=value`` arguments of a ``river:NAME`` ``stream``.
         progress: see :data:`Progress`.
 
     Returns:
@@ -449,11 +456,12 @@ def evaluate_run(
             "`eval` continues the one model a `train` run saved."
         )
     trained = StreamSource.from_config(config["source"])
-    if stream is None and data is None and target is None:
+    if stream is None and data is None and target is None and not stream_args:
         src = trained.following(config["n_processed"])
         src = replace(src, n=n or src.n, seed=src.seed if seed is None else seed)
     else:
-        src = StreamSource(stream, data, target, n, trained.seed + 1 if seed is None else seed)
+        seed = trained.seed + 1 if seed is None else seed
+        src = StreamSource(stream, data, target, n, seed, args=stream_args)
     model = load_model(Path(run_dir) / MODEL_FILE)
     name = config["model"]
     opened = src.open()

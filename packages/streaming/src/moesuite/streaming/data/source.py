@@ -10,7 +10,7 @@ Examples:
     >>> s.name, s.n_samples, s.drift_points
     ('sea_abrupt', 1000, [250, 500, 750])
     >>> src.following(used=1000)
-    StreamSource(stream='sea_abrupt', data=None, target=None, n=1000, seed=1, offset=0)
+    StreamSource(stream='sea_abrupt', data=None, target=None, n=1000, seed=1, offset=0, args=())
     >>> StreamSource(stream="sea_abrupt", target="y")
     Traceback (most recent call last):
     ...
@@ -24,13 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from moesuite.streaming.data.files import read_table
-from moesuite.streaming.data.stream import NamedStream
+from moesuite.streaming.data.river_streams import is_river
+from moesuite.streaming.data.stream import QUICK_LENGTH, NamedStream
 from moesuite.streaming.data.streams import make_stream, stream_kind
 
 __all__ = ["StreamSource", "QUICK_LENGTH"]
-
-#: instances of a synthetic stream when ``n`` is not given (a run of seconds, not minutes)
-QUICK_LENGTH = 5000
 
 
 @dataclass(frozen=True)
@@ -45,10 +43,13 @@ class StreamSource:
             instance of a real stream or a file).
         seed: seed of a synthetic stream's generators and drifts.
         offset: instances skipped first (a real stream or file continued after a run).
+        args: ``key=value`` arguments of a ``river:NAME`` stream (``--stream-arg``; see
+            :mod:`~moesuite.streaming.data.river_streams`).
 
     Raises:
         ValueError: an unknown stream, both or neither of ``stream`` and ``data``, ``target``
-            without ``data`` or the reverse, ``n < 1`` or ``offset < 0``.
+            without ``data`` or the reverse, ``args`` without a river stream, ``n < 1`` or
+            ``offset < 0``.
     """
 
     stream: str | None = None
@@ -57,8 +58,15 @@ class StreamSource:
     n: int | None = None
     seed: int = 0
     offset: int = 0
+    args: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "args", tuple(self.args or ()))
+        if self.args and not is_river(self.stream):
+            raise ValueError(
+                f"--stream-arg {self.args[0]}: stream arguments go with a river stream "
+                "(--stream river:NAME); `moesuite streaming list` shows them."
+            )
         if self.data is not None:
             object.__setattr__(self, "data", Path(self.data))
             if self.stream is not None:
@@ -91,11 +99,11 @@ class StreamSource:
     def open(self) -> NamedStream:
         """The stream, ready to iterate (files are checked now: a bad file fails here)."""
         if self.synthetic:
-            return make_stream(self.stream, self.n or QUICK_LENGTH, seed=self.seed)
+            return make_stream(self.stream, self.n or QUICK_LENGTH, self.seed, self.args)
         if self.data is not None:
             stream = read_table(self.data, self.target)
         else:
-            stream = make_stream(self.stream, None, seed=self.seed)
+            stream = make_stream(self.stream, None, self.seed, self.args)
         total = stream.n_samples or 0
         if self.offset >= total:
             raise ValueError(
@@ -122,6 +130,7 @@ class StreamSource:
         """JSON-safe fields (for ``config.json``)."""
         out = asdict(self)
         out["data"] = None if self.data is None else str(self.data)
+        out["args"] = list(self.args)
         return out
 
     @classmethod
@@ -131,4 +140,5 @@ class StreamSource:
             **{k: config.get(k) for k in ("stream", "data", "target", "n")},
             seed=config.get("seed", 0),
             offset=config.get("offset", 0),
+            args=tuple(config.get("args", ())),
         )

@@ -7,7 +7,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["NamedStream"]
+__all__ = ["NamedStream", "QUICK_LENGTH"]
+
+#: instances of a generated stream when ``n`` is not given (a run of seconds, not minutes)
+QUICK_LENGTH = 5000
 
 
 @dataclass

@@ -30,6 +30,7 @@ from pathlib import Path
 from moesuite.core.registry import Registry
 from moesuite.streaming.data.drift import DriftStream
 from moesuite.streaming.data.files import read_table
+from moesuite.streaming.data.river_streams import is_river, make_river_stream, river_kind
 from moesuite.streaming.data.stream import NamedStream
 
 __all__ = [
@@ -50,21 +51,33 @@ SYNTHETIC_LENGTH = 100_000
 DEFAULT_STREAM = "sea_abrupt"
 
 
-def make_stream(name: str, n_samples: int | None = None, seed: int = 0) -> NamedStream:
-    """Build a registered stream with ``n_samples`` instances.
+def make_stream(
+    name: str, n_samples: int | None = None, seed: int = 0, args: tuple[str, ...] = ()
+) -> NamedStream:
+    """Build a registered stream, or any river stream (``river:NAME``), of ``n_samples``.
 
     Args:
-        name: see :func:`list_streams`.
-        n_samples: stream length (``None``: 100,000 for a synthetic stream, the whole
-            dataset for a real one); drift positions scale with it. Real streams are cut to it.
+        name: see :func:`list_streams`, or ``river:NAME`` (see
+            :func:`~moesuite.streaming.data.river_streams.make_river_stream`).
+        n_samples: stream length (``None``: 100,000 for a registered synthetic stream, 5,000
+            of a river generator, the whole dataset for a real one); drift positions scale
+            with it. Real streams are cut to it.
         seed: seed of the generators and of the drift draws.
+        args: ``key=value`` arguments of a ``river:NAME`` stream.
 
     Raises:
         ValueError: unknown name (the message lists the valid ones), or ``n_samples < 1``.
     """
-    entry = STREAMS.get(name)
     if n_samples is not None and n_samples < 1:
         raise ValueError(f"n_samples must be >= 1, got {n_samples}.")
+    if is_river(name):
+        return make_river_stream(name, args, n_samples, seed)
+    entry = STREAMS.get(name)
+    if args:
+        raise ValueError(
+            f"--stream-arg {args[0]}: {name} is a registered stream; stream arguments go with "
+            "river:NAME."
+        )
     stream = entry.build(n_samples=n_samples, seed=seed)
     stream.name = name
     return stream
@@ -77,6 +90,8 @@ def list_streams(pattern: str = "*", kind: str | None = None) -> list[str]:
 
 def stream_kind(name: str) -> str:
     """``"synthetic"`` or ``"real"`` (``ValueError`` listing the names if ``name`` is unknown)."""
+    if is_river(name):
+        return river_kind(name)
     return STREAMS.get(name).preset["kind"]
 
 
@@ -159,6 +174,19 @@ _register_family(
     "Mixed, functions 0-1-0-1",
     lambda s: [
         _synth().Mixed(classification_function=f, seed=s + i) for i, f in enumerate((0, 1, 0, 1))
+    ],
+)
+_register_family(
+    "randomtree",
+    "RandomTree 2 classes, 5 numeric + 5 categorical attributes, 4 random trees",
+    lambda s: [_synth().RandomTree(seed_tree=s + i, seed_sample=s + i) for i in range(4)],
+)
+_register_family(
+    "sine",
+    "Sine with 2 irrelevant attributes, functions 0-2-1-3",
+    lambda s: [
+        _synth().Sine(classification_function=f, seed=s + i, has_noise=True)
+        for i, f in enumerate((0, 2, 1, 3))
     ],
 )
 
