@@ -71,6 +71,7 @@ def _budget(args: argparse.Namespace) -> dict:
         "data": str(args.data),
         "steps": args.steps,
         "batch_size": args.batch_size,
+        "patch_size": args.patch_size,
         "lr": args.lr,
         "eval_steps": args.eval_steps,
         "eval_per_class": args.eval_per_class,
@@ -128,6 +129,7 @@ def _run_one(args, model: str, objective: str, seed: int, run_dir: Path) -> dict
         data=str(args.data),
         steps=args.steps,
         batch_size=args.batch_size,
+        patch_size=args.patch_size,
         lr=args.lr,
         seed=seed,
         threads=args.threads,
@@ -149,7 +151,8 @@ def _table(rows: list[dict], budget: dict, seeds: int) -> str:
     lines = [
         "# ProMoE benchmark (MNIST, pixel space)",
         "",
-        f"Budget per run: {budget['steps']} steps x batch {budget['batch_size']}, AdamW lr "
+        f"Budget per run: {budget['steps']} steps x batch {budget['batch_size']}, patch "
+        f"{budget['patch_size']}, AdamW lr "
         f"{budget['lr']}, EMA; evaluation: {budget['eval_per_class']} samples per class "
         f"({budget['eval_steps']} sampling steps) vs the 2,000 held-out images; {seeds} seeds "
         "(mean +- std). Samplers: RF Euler (FlowMatchEulerDiscreteScheduler), DDPM-trained "
@@ -273,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "mnist")
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--patch-size", type=int, default=7, help="7: 16 tokens of 7x7 (CPU budget)")
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--eval-steps", type=int, default=25)

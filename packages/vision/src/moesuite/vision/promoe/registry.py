@@ -1,7 +1,8 @@
 """The ProMoE system's models (the system, its baselines and its ablations), by name.
 
 The backbone size follows the images: 8x8 (scikit-learn digits) gets patch 2, width 64, depth 4;
-larger images (MNIST 28x28) patch 4, width 64, depth 6; 4 heads, MLP ratio 4 for both.
+larger images (MNIST 28x28) patch 4 (any ``patch_size`` dividing the sides may be asked for),
+width 64, depth 6; 4 heads, MLP ratio 4 for both.
 """
 
 from __future__ import annotations
@@ -44,24 +45,28 @@ MODELS.register(
 )
 
 
-def backbone_for(image_size: tuple[int, int], channels: int, num_classes: int) -> dict[str, Any]:
+def backbone_for(
+    image_size: tuple[int, int], channels: int, num_classes: int, patch_size: int | None = None
+) -> dict[str, Any]:
     """DiT arguments for images of ``image_size`` with ``channels`` and ``num_classes``."""
     small = max(image_size) <= 16
     return {
         "image_size": tuple(image_size),
         "in_channels": channels,
         "num_classes": num_classes,
-        "patch_size": 2 if small else 4,
+        "patch_size": patch_size or (2 if small else 4),
         "hidden_size": 64,
         "depth": 4 if small else 6,
         "num_heads": 4,
     }
 
 
-def build_model(name: str, data: Any, experts: int | None = None) -> nn.Module:
+def build_model(
+    name: str, data: Any, experts: int | None = None, patch_size: int | None = None
+) -> nn.Module:
     """Model ``name`` sized for ``data`` (an :class:`~moesuite.vision.promoe.data.ImageData`)."""
     entry = MODELS.get(name)
-    backbone = backbone_for(data.image_size, data.channels, data.num_classes)
+    backbone = backbone_for(data.image_size, data.channels, data.num_classes, patch_size)
     moe = {"num_experts": experts} if experts is not None and entry.obj is not DiT else {}
     if experts is not None and entry.obj is DiT:
         raise ValueError(f"--experts does not apply to the dense model {name!r}.")

@@ -18,6 +18,7 @@ saved (``checkpoints/ema.pt``) and evaluated (:mod:`moesuite.vision.promoe.evalu
 from __future__ import annotations
 
 import math
+import os
 import time
 import warnings
 from collections.abc import Sequence
@@ -77,6 +78,7 @@ class TrainConfig:
         grad_clip: gradient-norm clip (0.5 in the ProMoE code).
         ema_decay: EMA decay (diffusers ``EMAModel`` with its ``(1 + n) / (10 + n)`` warm-up).
         experts: routed experts per MoE layer (model default if ``None``).
+        patch_size: patch side (default: 2 for images of 16 pixels or less, else 4).
         seed: seed of weights, data order, noise and label dropout.
         threads: torch threads (``None``: unchanged).
         eval_steps: sampling steps of the evaluation after training.
@@ -95,6 +97,7 @@ class TrainConfig:
     grad_clip: float = 0.5
     ema_decay: float = 0.999
     experts: int | None = None
+    patch_size: int | None = None
     seed: int = 0
     threads: int | None = None
     eval_steps: int = 25
@@ -102,7 +105,7 @@ class TrainConfig:
     eval_cfgs: tuple[float, ...] = (1.0, 1.5)
 
     def __post_init__(self) -> None:
-        for name in ("steps", "epochs", "experts", "eval_per_class"):
+        for name in ("steps", "epochs", "experts", "patch_size", "eval_per_class"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value!r}.")
@@ -242,7 +245,7 @@ def prepare(cfg: TrainConfig) -> tuple[ImageData, Objective, torch.nn.Module]:
     objective = make_objective(cfg.objective)
     data = load_data(cfg.data)
     seed_everything(cfg.seed)
-    model = build_model(cfg.model, data, experts=cfg.experts)
+    model = build_model(cfg.model, data, experts=cfg.experts, patch_size=cfg.patch_size)
     return data, objective, model
 
 
@@ -262,7 +265,7 @@ def train_diffusion(
         out: run directory to create (default ``runs/vision/<model>/<timestamp>``).
         progress: show progress bars.
         runs_root: parent of default run directories.
-        feature_dir: cache of feature networks (default ``<runs_root>/vision/feature-nets``).
+        feature_dir: cache of feature networks (default: see :func:`feature_cache`).
         lightning: ``accelerator``/``devices``/``strategy`` for the trainer.
         callbacks: extra Lightning callbacks.
 
@@ -286,7 +289,7 @@ def train_diffusion(
                     "model_config": model_config(model),
                     "data": data.describe(),
                     "train": asdict(cfg),
-                    "feature_dir": str(_feature_dir(feature_dir, runs_root)),
+                    "feature_dir": str(feature_cache(feature_dir)),
                 }
             )
             metrics = _fit_and_report(
@@ -299,7 +302,6 @@ def train_diffusion(
                 lightning,
                 callbacks,
                 feature_dir,
-                runs_root,
             )
         return run.final_path, metrics
 
@@ -337,18 +339,22 @@ def resume_diffusion(
                 lightning,
                 (),
                 config.get("feature_dir"),
-                "runs",
                 resume=True,
             )
         return run_dir, metrics
 
 
-def _feature_dir(feature_dir: str | Path | None, runs_root: str | Path) -> Path:
-    return (
-        Path(feature_dir)
-        if feature_dir is not None
-        else Path(runs_root) / "vision" / "feature-nets"
-    )
+def feature_cache(feature_dir: str | Path | None = None) -> Path:
+    """Where feature networks are cached (never inside the repository).
+
+    ``feature_dir`` if given, else ``$MOESUITE_CACHE_DIR/vision/feature-nets`` or
+    ``~/.cache/moesuite/vision/feature-nets``.
+    """
+    if feature_dir is not None:
+        return Path(feature_dir)
+    root = os.environ.get("MOESUITE_CACHE_DIR")
+    base = Path(root) if root else Path.home() / ".cache" / "moesuite"
+    return base / "vision" / "feature-nets"
 
 
 def model_config(model: torch.nn.Module) -> dict[str, Any]:
@@ -373,7 +379,6 @@ def _fit_and_report(
     lightning: dict[str, Any] | None,
     callbacks: Sequence[L.Callback],
     feature_dir: str | Path | None,
-    runs_root: str | Path,
     resume: bool = False,
 ) -> dict:
     from moesuite.vision.promoe.evaluate import evaluate_model, write_sample_grids
@@ -423,7 +428,7 @@ def _fit_and_report(
         model,
         objective,
         data,
-        feature_dir=_feature_dir(feature_dir, runs_root),
+        feature_dir=feature_cache(feature_dir),
         cfgs=cfg.eval_cfgs,
         steps=cfg.eval_steps,
         per_class=cfg.eval_per_class,
