@@ -171,8 +171,8 @@ class LeastSquaresFit:
 
     Args:
         max_nfev: residual evaluations per fit.
-        max_signals: signals fitted when scoring a dataset (the first ones; it runs a few dozen
-            signals per second).
+        max_signals: signals fitted when scoring a dataset (the first ones: one nonlinear fit
+            per signal is far slower than a network's prediction).
         known_optics: fit only ``(depth, tau, background)`` with each signal's optics given.
     """
 

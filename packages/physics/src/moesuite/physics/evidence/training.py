@@ -146,10 +146,12 @@ def fit_model(
         progress=progress,
         monitor="val/loss",
         gradient_clip_val=1.0,
-        log_every_n_steps=max(1, min(20, len(train_loader))),
         callbacks=[GeneratorState(train_loader.generator), *callbacks],
         **(lightning or {}),
     )
+    # log every 20 steps, or once per epoch when an epoch (per process) has fewer batches
+    per_process = len(train_loader) // max(1, trainer.world_size)
+    trainer.log_every_n_steps = max(1, min(20, per_process))
     start = time.perf_counter()
     fit(trainer, system, train_loader, val_loader, resume=resume)
     seconds = time.perf_counter() - start
