@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--patch-size", type=int, default=7, help="7: 16 tokens of 7x7 (CPU budget)")
-    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--eval-steps", type=int, default=25)
     p.add_argument("--eval-per-class", type=int, default=100)

@@ -86,6 +86,7 @@ def train(
     lr: float | None = None,
     experts: int | None = None,
     objective: str | None = None,
+    patch_size: int | None = None,
     threads: int | None = None,
     device: str = "auto",
     devices: str = "auto",
@@ -122,6 +123,7 @@ def train(
             lr=lr,
             experts=experts,
             objective=objective,
+            patch_size=patch_size,
             threads=threads,
             seed=seed,
         )
@@ -211,6 +213,7 @@ def compare(
     batch_size: int | None = None,
     experts: int | None = None,
     objective: str | None = None,
+    patch_size: int | None = None,
     seeds: int | None = None,
     threads: int | None = None,
     device: str = "auto",
@@ -237,6 +240,7 @@ def compare(
             batch_size=batch_size,
             experts=experts if m != "dit" else None,
             objective=objective,
+            patch_size=patch_size,
             threads=threads,
             seed=seed,
         )

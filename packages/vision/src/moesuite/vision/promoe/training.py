@@ -70,11 +70,12 @@ class TrainConfig:
         objective: ``"rf"`` (rectified flow) or ``"ddpm"``.
         data: ``None`` (scikit-learn digits), a folder of MNIST idx files or of class
             subfolders.
-        steps: optimiser steps (default: 1500 on images of 16 pixels or less, else 3000),
+        steps: optimiser steps (default: 1000 on images of 16 pixels or less, else 3000),
             rounded up to whole epochs of equal length; ``epochs`` instead when given.
         epochs: passes over the training images (overrides ``steps``).
         batch_size: images per step.
-        lr: AdamW learning rate (constant, as in the ProMoE code).
+        lr: AdamW learning rate (constant, as in the ProMoE code; higher than its 1e-4 for
+            budgets of a few thousand steps).
         grad_clip: gradient-norm clip (0.5 in the ProMoE code).
         ema_decay: EMA decay (diffusers ``EMAModel`` with its ``(1 + n) / (10 + n)`` warm-up).
         experts: routed experts per MoE layer (model default if ``None``).
@@ -93,7 +94,7 @@ class TrainConfig:
     steps: int | None = None
     epochs: int | None = None
     batch_size: int = 64
-    lr: float = 5e-4
+    lr: float = 2e-3
     grad_clip: float = 0.5
     ema_decay: float = 0.999
     experts: int | None = None
@@ -234,7 +235,7 @@ def _budget(cfg: TrainConfig, data: ImageData, batches_per_epoch: int) -> tuple[
     """
     if cfg.epochs is not None:
         return cfg.epochs, batches_per_epoch
-    steps = cfg.steps or (1500 if max(data.image_size) <= 16 else 3000)
+    steps = cfg.steps or (1000 if max(data.image_size) <= 16 else 3000)
     epochs = math.ceil(steps / batches_per_epoch)
     return epochs, math.ceil(steps / epochs)
 
