@@ -15,11 +15,11 @@ L-infinity, random start, same step size and seeds) and the router-only attack o
 
 Rows go to ``results/advmoe.jsonl`` as they finish (run id and git commit on every row); the
 same command resumes (finished rows of the run id are skipped). Several workers may share one
-run id (``--seeds 0 2`` and ``--seeds 1`` in two processes). Each finished row rewrites
+run id (``--rows 3 1``, ``--rows 4`` and ``--rows 0 2`` in three processes). Each finished row rewrites
 ``results/advmoe.md`` and ``results/advmoe_robust_vs_flops.png`` from that run id's rows only.
 
-    nohup nice -n 10 .venv/bin/python benchmarks/vision/bench_advmoe.py --seeds 0 \
-        > runs/bench_advmoe-s0.log 2>&1 &    # likewise --seeds 1, --seeds 2
+    nohup nice -n 10 .venv/bin/python benchmarks/vision/bench_advmoe.py --rows 3 1 \
+        > runs/bench_advmoe-a.log 2>&1 &    # likewise --rows 4 and --rows 0 2
 """
 
 from __future__ import annotations
@@ -104,12 +104,15 @@ def row_label_of(model: str, scheme: str | None, routing: str | None) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument(
+        "--rows", type=int, nargs="+", default=None, help="indices into ROWS (default: all)"
+    )
+    p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--width", type=int, default=8)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--attack-steps", type=int, default=2)
-    p.add_argument("--robust-n", type=int, default=500)
+    p.add_argument("--robust-n", type=int, default=300)
     p.add_argument("--restarts", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--run-id", default=None, help="default: derived from the budget")
@@ -128,7 +131,7 @@ def main() -> None:
     data = load_data(args.data)
     runs_root = args.runs / run_id
     for seed in args.seeds:
-        for model, scheme, routing in ROWS:
+        for model, scheme, routing in [ROWS[i] for i in (args.rows or range(len(ROWS)))]:
             label = row_label_of(model, scheme, routing)
             if any(
                 r["label"] == label and r["seed"] == seed for r in read_rows(args.results, run_id)

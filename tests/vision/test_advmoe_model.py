@@ -9,10 +9,18 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from moesuite.core.routing import RoutingPlan
 from moesuite.core.testing import assert_aux_consumed
+from moesuite.core.training import torch_threads
 from moesuite.vision.advmoe.attacks import trades_kl
 from moesuite.vision.advmoe.evaluate import flops_per_image
 from moesuite.vision.advmoe.model import AdvResNet, MoEConv2d, expert_choices
 from moesuite.vision.advmoe.training import router_loss, trades_loss
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models: one torch thread (a second one spin-waits on a busy machine)."""
+    with torch_threads(1):
+        yield
 
 
 def _plan(choice: list[int], experts: int) -> RoutingPlan:

@@ -8,8 +8,8 @@ inside the valid pixel range ``[0, 1]`` (projection after every step). Models re
 plain logits. Attacks leave the model's train/eval mode as they find it; evaluation and the
 training steps put the model in eval mode while crafting (as the authors do).
 
-PGD keeps, per image, the first iterate that fools the model (else the highest-loss iterate) over
-all steps and restarts, with a fixed step size (default ``2.5 * eps / 10``, Madry et al.'s size
+PGD keeps, per image, the highest-loss iterate among those that fool the model (else the
+highest-loss iterate) over all steps and restarts, with a fixed step size (default ``2.5 * eps / 10``, Madry et al.'s size
 for 10 steps) and seeded random starts; so PGD-50 runs PGD-10's iterates first and is never
 weaker than PGD-10 on the same images and seed.
 
@@ -115,8 +115,8 @@ def pgd(
         seed: seeds the random starts (same seed, same starts).
 
     Returns:
-        Adversarial images: per image the first iterate that fooled the model, else the
-        iterate of highest loss.
+        Adversarial images: per image the highest-loss iterate among those that fool the
+        model, else the highest-loss iterate.
     """
     check_attack_args(eps, steps, restarts)
     alpha = 2.5 * eps / 10 if step_size is None else step_size
@@ -151,8 +151,8 @@ def _keep(
     loss: torch.Tensor,
     wrong: torch.Tensor,
 ) -> None:
-    """Update in place: images already fooled keep their example; others take a higher loss."""
-    take = ~fooled & (wrong | (loss > best_loss))
+    """Update in place: keep the best iterate by (fools the model, loss), lexicographically."""
+    take = (wrong & ~fooled) | ((wrong == fooled) & (loss > best_loss))
     best[take] = x_adv[take]
     best_loss[take] = loss[take]
     fooled |= wrong
