@@ -15,8 +15,9 @@ L-infinity, random start, same step size and seeds) and the router-only attack o
 
 Rows go to ``results/advmoe.jsonl`` as they finish (run id and git commit on every row); the
 same command resumes (finished rows of the run id are skipped). Several workers may share one
-run id (``--rows 3 1``, ``--rows 4`` and ``--rows 0 2`` in three processes). Each finished row rewrites
-``results/advmoe.md`` and ``results/advmoe_robust_vs_flops.png`` from that run id's rows only.
+run id (``--rows 3 1``, ``--rows 4`` and ``--rows 0 2`` in three processes). Each finished
+row rewrites ``results/advmoe.md`` and ``results/advmoe_robust_vs_flops.png`` from that run
+id's rows only.
 
     nohup nice -n 10 .venv/bin/python benchmarks/vision/bench_advmoe.py --rows 3 1 \
         > runs/bench_advmoe-a.log 2>&1 &    # likewise --rows 4 and --rows 0 2
