@@ -1,40 +1,62 @@
-"""DriftMoE against river's HT, HAT, ARF, SRP and Leveraging Bagging, prequentially.
+"""DriftMoE against river's baselines on a tuning set and a validation set of streams, 3 seeds.
 
-One invocation is one run: every row it writes carries the run id (``--run-id``, default
-today's date) and the git commit of the code. Every (stream, model) pair runs in its own
-process, one at a time (a slow model cannot block the rest; a crash or time-out costs one row),
-and appends one JSON line to ``results/streaming.jsonl`` as soon as it finishes; its expert
-usage per window (DriftMoE) goes to ``results/streaming_expert_usage.jsonl.gz``. Rerunning the
-same command resumes the run: pairs already in the file under the same run id are skipped.
+Every default of DriftMoE was chosen on the tuning streams (synthetic generators only, with
+``explore_defaults.py``); the validation streams use other generators and real data, and are
+what the package README's headline is about. One invocation is one run: every row carries the
+run id (``--run-id``) and the git commit of the code.
 
-    python benchmarks/streaming/bench_streaming.py --run-id R                # every model and
-                                                                             # stream, 100k
-    python benchmarks/streaming/bench_streaming.py --run-id R --models srp --n 20000
-    python benchmarks/streaming/bench_streaming.py --table --run-id R        # results/streaming.md
-                                                                             # + the two figures
-    (``--table`` with several ``--run-id``: a pair in several runs shows the later-named run)
+A job is one (stream, seed): all the models learn the same materialised instances in one
+process, interleaved chunk by chunk, and each model's CPU time inside ``predict_one`` +
+``learn_one`` is summed, so their throughputs are paired (the machine's load affects all alike)
+and ``ratio_to_arf`` is the ARF's CPU time over the model's, on the same instances. Jobs run in
+``--jobs`` worker processes; each writes its rows to ``results/streaming.jsonl`` when it ends
+(expert usage per window of DriftMoE to ``results/streaming_expert_usage.jsonl.gz``). Rerunning
+the same command resumes the run: jobs whose rows are in the file under the same run id are
+skipped.
 
-Throughput is instances per second spent inside the model's predict + learn calls, in the
-process that ran the pair (not paired across models: see bench_throughput.py for ratios).
+    python benchmarks/streaming/bench_streaming.py --run-id R --jobs 2   # the whole benchmark
+                                                                         # (rerun to resume)
+    python benchmarks/streaming/bench_streaming.py --table --run-id R --authors-run-id R-authors
+        # results/streaming.md and the two figures (the authors' rows: bench_authors.py)
+
 ``elec`` is read from ``$MOESUITE_STREAMS_DIR/elec.csv`` or ``../shared/data/streams/elec.csv``.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import datetime
 import gzip
 import json
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 USAGE = "streaming_expert_usage.jsonl.gz"
-DEFAULT_MODELS = ["driftmoe-data", "driftmoe-data-fast", "driftmoe-task", "ht", "hat", "arf"]
-SLOW_MODELS = ["srp", "lb"]
+#: streams every default is chosen on (synthetic generators only)
+TUNING = ["sea_abrupt", "agrawal_gradual", "led_abrupt", "rbf_fast", "hyperplane_abrupt"]
+#: other generators than the tuning set's, and real streams: the README's headline
+VALIDATION = [
+    "randomtree_abrupt",
+    "sine_gradual",
+    "mixed_gradual",
+    "elec",
+    "phishing",
+    "bananas",
+    "segment",
+]
+MODELS = ["driftmoe-data", "driftmoe-task", "driftmoe-paper", "ht", "arf"]
+#: models left out of the tuning streams' jobs (the paper's settings are not tuned)
+VALIDATION_ONLY = ["driftmoe-paper"]
+SEEDS = [0, 1, 2]
+#: instances per synthetic validation stream (real streams run whole) and per tuning stream
+N = 20_000
+TUNING_N = 10_000
 
 
 def git_commit() -> str:
@@ -52,33 +74,76 @@ def git_commit() -> str:
     return head + ("-dirty" if dirty else "")
 
 
-def run_job(stream: str, model: str, n: int, seed: int) -> dict:
-    """One model on one stream; the JSON line (expert usage included, split off by the caller)."""
-    from moesuite.streaming import create_model, make_stream, prequential
+def stream_set(stream: str) -> str:
+    """``"tuning"``, ``"validation"`` or ``"other"``."""
+    return "tuning" if stream in TUNING else "validation" if stream in VALIDATION else "other"
 
-    s = make_stream(stream, n, seed=seed)
-    m = create_model(model, seed=seed)
-    window = max(100, (s.n_samples or 100_000) // 100)
-    t0 = time.time()
-    r = prequential(m, s, window=window)
-    result = r.to_dict()
-    row = {
-        "stream": stream,
-        "model": model,
-        "n": r.n,
-        "seed": seed,
-        "requested_n": n,
-        **{k: result[k] for k in ("accuracy", "kappa", "kappa_m", "kappa_t")},
-        **{k: result[k] for k in ("seconds", "throughput")},
-        "wall_seconds": time.time() - t0,
-        "window": window,
-        "windows": r.windows,
-        "drift_points": s.drift_points,
-        "kind": s.kind,
-    }
-    if r.expert_usage:
-        row["expert_usage"] = [[round(u, 4) for u in w] for w in r.expert_usage]
-    return row
+
+def materialise(stream: str, n: int, seed: int) -> tuple[list, object]:
+    """The instances of ``stream`` (``n`` of a synthetic one, all of a real one) and the stream."""
+    from moesuite.streaming import make_stream
+    from moesuite.streaming.data import stream_kind
+
+    s = make_stream(stream, n if stream_kind(stream) == "synthetic" else None, seed=seed)
+    return list(s), s
+
+
+def run_job(stream: str, seed: int, models: list[str], n: int, chunk: int) -> list[dict]:
+    """Every model on the same instances, interleaved every ``chunk``; one row per model."""
+    import torch
+
+    from moesuite.streaming import create_model
+    from moesuite.streaming.evaluate import PrequentialMetrics
+
+    torch.set_num_threads(1)
+    data, s = materialise(stream, n, seed)
+    window = max(100, len(data) // 50)
+    learners = {m: create_model(m, seed=seed) for m in models}
+    metrics = {m: PrequentialMetrics(window) for m in models}
+    spent = dict.fromkeys(models, 0.0)
+    usage: dict[str, list[list[float]]] = {m: [] for m in models}
+    last = {m: list(getattr(learners[m], "expert_usage", list)()) for m in models}
+    clock = time.process_time
+    for start in range(0, len(data), chunk):
+        part = data[start : start + chunk]
+        for m, model in learners.items():
+            metric = metrics[m]
+            for x, y in part:
+                t0 = clock()
+                y_pred = model.predict_one(x)
+                model.learn_one(x, y)
+                spent[m] += clock() - t0
+                metric.update(y, y_pred)
+                if metric.n % window == 0 and hasattr(model, "expert_usage"):
+                    now = model.expert_usage()
+                    delta = [a - b for a, b in zip(now, last[m], strict=True)]
+                    usage[m].append([round(d / (sum(delta) or 1), 4) for d in delta])
+                    last[m] = now
+    rows = []
+    for m in models:
+        summary = metrics[m].summary()
+        counts = getattr(learners[m], "expert_usage", list)()
+        rows.append(
+            {
+                "set": stream_set(stream),
+                "stream": stream,
+                "kind": s.kind,
+                "model": m,
+                "seed": seed,
+                "requested_n": n,
+                **summary,
+                "cpu_seconds": spent[m],
+                "throughput": len(data) / spent[m],
+                "ratio_to_arf": spent["arf"] / spent[m] if "arf" in spent else None,
+                "resets": getattr(learners[m], "n_resets_", None),
+                "imbalance": max(counts) * len(counts) / sum(counts) if counts else None,
+                "window": window,
+                "windows": metrics[m].windows,
+                "drift_points": s.drift_points,
+                "expert_usage": usage[m] or None,
+            }
+        )
+    return rows
 
 
 def done_keys(path: Path, run_id: str) -> set[tuple]:
@@ -92,92 +157,104 @@ def done_keys(path: Path, run_id: str) -> set[tuple]:
     return keys
 
 
-def append(path: Path, row: dict) -> None:
-    """The summary row to ``path``, its expert usage (if any) to the compressed side file."""
-    usage = row.pop("expert_usage", None)
-    with path.open("a") as fh:
-        fh.write(json.dumps(row) + "\n")
-    if usage is not None:
-        key = {k: row[k] for k in ("run_id", "stream", "model", "requested_n", "seed")}
-        with gzip.open(path.parent / USAGE, "at") as fh:
-            fh.write(json.dumps({**key, "window": row["window"], "expert_usage": usage}) + "\n")
+_LOCK = threading.Lock()
+
+
+def append(path: Path, rows: list[dict]) -> None:
+    """The summary rows to ``path``, their expert usage (if any) to the compressed side file."""
+    with _LOCK:
+        for row in rows:
+            usage = row.pop("expert_usage", None)
+            with path.open("a") as fh:
+                fh.write(json.dumps(row) + "\n")
+            if usage:
+                key = {k: row[k] for k in ("run_id", "stream", "model", "requested_n", "seed")}
+                with gzip.open(path.parent / USAGE, "at") as fh:
+                    fh.write(json.dumps({**key, "window": row["window"], "expert_usage": usage}))
+                    fh.write("\n")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--streams", action="append", help="stream names (default: all registered)")
-    p.add_argument(
-        "--models",
-        action="append",
-        help=f"model names (default: {DEFAULT_MODELS}, then {SLOW_MODELS})",
-    )
-    p.add_argument("--n", type=int, default=100_000, help="instances per synthetic stream")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--run-id",
-        action="append",
-        help="the run's id (default: today's date); with --table, the runs to show (repeatable)",
-    )
+    p.add_argument("--streams", action="append", help="default: the tuning + validation sets")
+    p.add_argument("--models", action="append", help=f"default: {MODELS} (ARF is the reference)")
+    p.add_argument("--n", type=int, default=N, help="instances per synthetic validation stream")
+    p.add_argument("--tuning-n", type=int, default=TUNING_N, help="instances per tuning stream")
+    p.add_argument("--seeds", type=int, nargs="+", default=SEEDS)
+    p.add_argument("--chunk", type=int, default=250, help="instances per turn of a model")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes")
+    p.add_argument("--run-id", help="the run's id (default: today's date)")
+    p.add_argument("--authors-run-id", help="with --table: the rows of bench_authors.py")
     p.add_argument("--out", type=Path, default=RESULTS / "streaming.jsonl")
-    p.add_argument("--timeout", type=float, default=3600.0, help="seconds per (stream, model)")
-    p.add_argument(
-        "--table",
-        action="store_true",
-        help="write results/streaming.md and the two figures from the --run-id runs' rows",
-    )
-    p.add_argument("--job", nargs=2, metavar=("STREAM", "MODEL"), help=argparse.SUPPRESS)
+    p.add_argument("--timeout", type=float, default=4 * 3600.0, help="seconds per job")
+    p.add_argument("--table", action="store_true", help="write results/streaming.md + figures")
+    p.add_argument("--job", nargs=2, metavar=("STREAM", "SEED"), help=argparse.SUPPRESS)
     a = p.parse_args()
+    models = a.models or MODELS
+    if "arf" not in models:
+        models = [*models, "arf"]
 
     if a.job:
-        print(json.dumps(run_job(a.job[0], a.job[1], a.n, a.seed)))
+        print(json.dumps(run_job(a.job[0], int(a.job[1]), models, a.n, a.chunk)))
         return
+
+    def plan(stream: str) -> tuple[list[str], int]:
+        """The models and length of a stream's jobs."""
+        if stream_set(stream) == "tuning":
+            return [m for m in models if m not in VALIDATION_ONLY], a.tuning_n
+        return models, a.n
+
     if a.table:
         sys.path.insert(0, str(HERE))
         from _report import write_report
 
         if not a.run_id:
-            p.error("--table needs --run-id (the runs to show)")
-        write_report(a.out, a.run_id, RESULTS)
+            p.error("--table needs --run-id")
+        write_report(a.out, a.run_id, a.authors_run_id, RESULTS)
         return
-    if a.run_id and len(a.run_id) > 1:
-        p.error("a run has one --run-id")
-    run_id = a.run_id[0] if a.run_id else datetime.date.today().isoformat()
-
-    from moesuite.streaming import list_streams
-
-    streams = a.streams or list_streams()
-    models = a.models or DEFAULT_MODELS + SLOW_MODELS
+    run_id = a.run_id or datetime.date.today().isoformat()
+    streams = a.streams or VALIDATION + TUNING  # the headline's streams first
     commit = git_commit()
     a.out.parent.mkdir(parents=True, exist_ok=True)
     done = done_keys(a.out, run_id)
-    # every stream with the faster models first, so that a cut-short run still has whole rows
-    order = [(s, m) for m in models if m not in SLOW_MODELS for s in streams]
-    order += [(s, m) for m in models if m in SLOW_MODELS for s in streams]
-    for stream, model in order:
-        if (stream, model, a.n, a.seed) in done:
-            continue
-        cmd = [sys.executable, __file__, "--job", stream, model, "--n", str(a.n)]
-        cmd += ["--seed", str(a.seed)]
+    # validation streams (all seeds) first: a run cut short still has the headline's rows
+    order = sorted(streams, key=lambda s: stream_set(s) != "validation")
+    jobs = [
+        (s, seed)
+        for s in order
+        for seed in a.seeds
+        if any((s, m, plan(s)[1], seed) not in done for m in plan(s)[0])
+    ]
+    print(f"run {run_id} (commit {commit[:12]}): {len(jobs)} jobs to run", flush=True)
+
+    def work(job: tuple[str, int]) -> None:
+        stream, seed = job
+        job_models, n = plan(stream)
+        cmd = [sys.executable, __file__, "--job", stream, str(seed), "--n", str(n)]
+        cmd += ["--chunk", str(a.chunk)] + [x for m in job_models for x in ("--models", m)]
         t0 = time.time()
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=a.timeout)
         except subprocess.TimeoutExpired:
-            print(f"{stream:>20} {model:>18}  timed out after {a.timeout:.0f} s", flush=True)
-            continue
+            print(f"{stream:>18} s{seed}  timed out after {a.timeout:.0f} s", flush=True)
+            return
         if proc.returncode != 0:
-            last = proc.stderr.strip().splitlines()[-1:]
-            print(f"{stream:>20} {model:>18}  FAILED: {last}", flush=True)
-            continue
-        row = {"run_id": run_id, "commit": commit}
-        row.update(json.loads(proc.stdout.strip().splitlines()[-1]))
-        append(a.out, row)
-        print(
-            f"{stream:>20} {model:>18}  acc {row['accuracy']:.4f}  kappa {row['kappa']:.3f}  "
-            f"{row['throughput']:8.0f} inst/s  ({time.time() - t0:.0f} s)",
-            flush=True,
+            print(f"{stream:>18} s{seed}  FAILED: {proc.stderr.strip()[-300:]}", flush=True)
+            return
+        rows = json.loads(proc.stdout.strip().splitlines()[-1])
+        rows = [{"run_id": run_id, "commit": commit, **r} for r in rows]
+        append(a.out, rows)
+        text = "  ".join(
+            f"{r['model']} {100 * r['accuracy']:.2f}"
+            + (f" x{r['ratio_to_arf']:.2f}" if r["ratio_to_arf"] else "")
+            for r in rows
         )
+        print(f"{stream:>18} s{seed}  {text}  ({time.time() - t0:.0f} s)", flush=True)
+
+    with concurrent.futures.ThreadPoolExecutor(max(1, a.jobs)) as pool:
+        list(pool.map(work, jobs))
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@
 :data:`MODELS` is the registry; :func:`create_model` builds a fresh river classifier.
 
 Examples:
-    >>> list_models()
-    ['arf', 'driftmoe-data', 'driftmoe-data-fast', 'driftmoe-task', 'hat', 'ht', 'lb', 'srp']
+    >>> " ".join(list_models())
+    'arf driftmoe-data driftmoe-data-fast driftmoe-paper driftmoe-task hat ht lb srp'
     >>> create_model("driftmoe-data-fast", seed=1).train_k
     2
 """
