@@ -110,6 +110,9 @@ class MoESystem(L.LightningModule):
             )
         batch_size = int(out.pop("batch_size", _infer_batch_size(batch)))
         on_step = stage == "train"
+        # under DDP each process sees a share of the batches: average epoch metrics over them,
+        # so early stopping and the best checkpoint follow the whole validation set
+        sync = self._trainer is not None and self.trainer.world_size > 1
         for key, value in out.items():
             self.log(
                 f"{stage}/{key}",
@@ -118,6 +121,7 @@ class MoESystem(L.LightningModule):
                 on_epoch=True,
                 prog_bar=key == "loss",
                 batch_size=batch_size,
+                sync_dist=sync,
             )
         return out["loss"]
 

@@ -202,7 +202,7 @@ def fit(
     resume: str | Path | None = None,
     quiet: bool = True,
 ) -> L.Trainer:
-    """``trainer.fit(...)``, resuming from ``resume/checkpoints/last.ckpt`` when a run directory is given.
+    """``trainer.fit(...)``, resuming from ``resume/checkpoints/last.ckpt`` if a run dir is given.
 
     Lightning's start-up lines are hidden for the call only. A resumed run writes into the same
     run directory (the per-step CSV of the interrupted part is kept as ``logs/metrics.part<N>.csv``;
@@ -228,6 +228,14 @@ def fit(
                 part += 1
             csv.rename(kept)
     with quiet_lightning(quiet), warnings.catch_warnings():
+        # Lightning 2.6 calls torch's deprecated pytree LeafSpec API on every fit (not our code)
+        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+        # our loaders hold in-memory tensors: worker processes would only add start-up time
+        warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+        if val_dataloaders is None and datamodule is None:
+            # training without validation data was asked for: MoESystem's validation_step idles
+            idle = r".*`validation_step` but have no `val_dataloader`.*"
+            warnings.filterwarnings("ignore", message=idle)
         if ckpt is not None:
             warnings.filterwarnings(
                 "ignore", message=r".*Checkpoint directory .* exists and is not empty.*"
