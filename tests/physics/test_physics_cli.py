@@ -163,8 +163,11 @@ def _bad_files(tmp_path, sim):
         (("train", "evidence", "--data", "{tmp}/missing.npz"), "no such file"),
         (("train", "nonsense"), "unknown model 'nonsense'"),
         (("train", "mixer", "--families", "nonsense"), "unknown ODE family 'nonsense'"),
-        (("train", "evidence", "--families", "lorenz"), "--families apply to the ODE models only"),
-        (("train", "mixer", "--known-optics"), "--known-optics apply to the FLiDAR models only"),
+        (
+            ("train", "evidence", "--families", "lorenz"),
+            "--families applies to the ODE models only",
+        ),
+        (("train", "mixer", "--known-optics"), "--known-optics applies to the FLiDAR models only"),
         (("train", "evidence", "--resume", "{tmp}/nowhere"), "not a run directory"),
         (("compare",), "--model: give the models to compare"),
         (("compare", "--model", "evidence", "--model", "mixer"), "mix FLiDAR and ODE models"),

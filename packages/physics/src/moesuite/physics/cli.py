@@ -128,7 +128,8 @@ def _refuse(system: str, **given: Any) -> None:
     used = sorted("--" + k.replace("_", "-") for k, v in given.items() if v not in (None, False))
     if used:
         other = "ODE" if system == "evidence" else "FLiDAR"
-        raise ValueError(f"{', '.join(used)} apply to the {other} models only.")
+        verb = "apply" if len(used) > 1 else "applies"
+        raise ValueError(f"{', '.join(used)} {verb} to the {other} models only.")
 
 
 def _echo_metrics(metrics: dict[str, Any]) -> None:
