@@ -36,8 +36,7 @@ CONFIGS: dict[str, dict] = {
     "lr1e-2": {"lr": 1e-2},
     "trk2": {"train_k": 2},
     "grace50": {"grace_period": 50},
-    "shared2": {"shared_expert": True, "train_k": 2},
-    "shared3": {"shared_expert": True},
+
 }
 
 

@@ -69,8 +69,6 @@ class DriftMoEClassifier(base.Classifier):
             reset expert's re-warm-up.
         temperature: softmax temperature of the routing weights.
         lb_weight: weight of the load-balancing loss in the router's loss (0: a statistic).
-        shared_expert: MoE-Data: expert 0 learns (and is measured on) every instance, besides
-            the ``train_k`` routed experts; the router still chooses it or not.
         mask_experts: experts measured for the mask besides the ``train_k`` selected ones,
             in rotation (``None``: every expert, as in the paper).
         drift_detector: ``"adwin"`` (ADWIN, delta 0.001, per expert, on its 0/1 errors), any
@@ -108,7 +106,6 @@ class DriftMoEClassifier(base.Classifier):
         warmup: int = 500,
         temperature: float = 0.8,
         lb_weight: float = 0.0,
-        shared_expert: bool = False,
         mask_experts: int | None = 1,
         drift_detector: Any = "adwin",
         bagging_lambda: float | None = 6.0,
@@ -160,7 +157,6 @@ class DriftMoEClassifier(base.Classifier):
         self.warmup = warmup
         self.temperature = temperature
         self.lb_weight = lb_weight
-        self.shared_expert = shared_expert
         self.mask_experts = mask_experts
         self.drift_detector = drift_detector
         self.bagging_lambda = bagging_lambda
@@ -396,11 +392,7 @@ class DriftMoEClassifier(base.Classifier):
     def _learn_data(
         self, x: dict, y: Any, w: np.ndarray, preds: dict, mask: np.ndarray, valid: np.ndarray
     ) -> None:
-        order = [int(i) for i in np.argsort(-w, kind="stable")]
-        if self.shared_expert:  # expert 0 learns every instance; train_k of the others
-            selected = [0] + [i for i in order if i != 0][: self.train_k]
-        else:
-            selected = order[: self.train_k]
+        selected = [int(i) for i in np.argsort(-w, kind="stable")[: self.train_k]]
         best, best_p = -1, -1.0
         for i in self._measured(w, selected):
             p = self._expert_proba(i, x, preds)
