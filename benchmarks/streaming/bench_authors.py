@@ -139,7 +139,8 @@ def main() -> None:
     p.add_argument("--streams", action="append", help="default: bench_streaming's two sets")
     p.add_argument("--models", action="append", help=f"default: {list(MODES)}")
     p.add_argument("--seeds", type=int, nargs="+")
-    p.add_argument("--n", type=int, help="instances per synthetic stream (default: ours)")
+    p.add_argument("--n", type=int, help="instances per synthetic validation stream (ours)")
+    p.add_argument("--tuning-n", type=int, help="instances per tuning stream (default: ours)")
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--out", type=Path, default=HERE / "results" / "streaming.jsonl")
     p.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
@@ -156,7 +157,10 @@ def main() -> None:
 
     if not (a.checkout / "driftmoe" / "moe_model.py").is_file():
         p.error(f"--checkout {a.checkout}: no driftmoe/moe_model.py (a drift-moe checkout?)")
-    n = a.n or N
+
+    def length(stream: str) -> int:
+        return (a.tuning_n or TUNING_N) if stream_set(stream) == "tuning" else (a.n or N)
+
     streams = a.streams or VALIDATION + TUNING
     models = a.models or list(MODES)
     commit, authors = git_commit(), checkout_commit(a.checkout)
@@ -166,7 +170,7 @@ def main() -> None:
         for s in sorted(streams, key=lambda s: stream_set(s) != "validation")
         for seed in a.seeds or SEEDS
         for m in models
-        if (s, m, n, seed) not in done
+        if (s, m, length(s), seed) not in done
     ]
     print(f"run {a.run_id}, authors' commit {authors[:12]}: {len(jobs)} jobs", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="bench-authors-"))
@@ -175,6 +179,7 @@ def main() -> None:
         from bench_streaming import append, materialise
 
         stream, seed, model = job
+        n = length(stream)
         data, s = materialise(stream, n, seed)
         data_file = tmp / f"{stream}-{seed}-{model}.pkl"
         encode(data, data_file)
