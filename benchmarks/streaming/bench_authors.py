@@ -151,7 +151,16 @@ def main() -> None:
         return
 
     sys.path.insert(0, str(HERE))
-    from bench_streaming import SEEDS, TUNING, VALIDATION, N, done_keys, git_commit, stream_set
+    from bench_streaming import (
+        SEEDS,
+        TUNING,
+        TUNING_N,
+        VALIDATION,
+        N,
+        done_keys,
+        git_commit,
+        stream_set,
+    )
 
     from moesuite.streaming.data import stream_kind
 
