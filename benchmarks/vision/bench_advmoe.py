@@ -35,7 +35,7 @@ import torch
 
 from moesuite.core.training import run_directory, torch_threads
 from moesuite.vision.advmoe.data import load_data
-from moesuite.vision.advmoe.evaluate import evaluate
+from moesuite.vision.advmoe.evaluate import evaluate, robust_accuracy
 from moesuite.vision.advmoe.plots import plot_robust_vs_flops
 from moesuite.vision.advmoe.runs import fit_run, make_config, row_label, summary_table
 
@@ -115,6 +115,7 @@ def main() -> None:
     p.add_argument("--attack-steps", type=int, default=2)
     p.add_argument("--robust-n", type=int, default=300)
     p.add_argument("--restarts", type=int, default=1)
+    p.add_argument("--extra-eps", type=float, nargs="*", default=[0.1])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--run-id", default=None, help="default: derived from the budget")
     p.add_argument("--data", default="mnist")
@@ -170,6 +171,10 @@ def main() -> None:
                     num_classes=data.num_classes,
                     seed=seed,
                 )
+                for eps in args.extra_eps:  # a smaller radius, informative at short budgets
+                    metrics[f"pgd10_eps{eps}_acc"] = robust_accuracy(
+                        model_, data.x_test[: args.robust_n], data.y_test[: args.robust_n], eps, 10
+                    )
                 metrics["expert_share_by_epoch"] = system.usage_history
                 run.write_metrics(metrics)
             row = {

@@ -204,8 +204,12 @@ def summary_table(rows: list[dict[str, Any]], ref_label: str | None = None) -> s
     ref = groups.get(ref_label or "", [])
     ref_flops = sum(r["flops"] for r in ref) / len(ref) if ref else None
     cols = ["clean_acc", "pgd10_acc", "pgd50_acc", "router_attack_acc"]
-    head = "| model | seeds | clean | PGD-10 | PGD-50 | router attack | MFLOPs | latency ms |"
-    lines = [head, "|" + "---|" * 8]
+    names = ["clean", "PGD-10", "PGD-50", "router attack"]
+    small = sorted({k for r in rows for k in r if k.startswith("pgd10_eps")})
+    cols += small  # PGD-10 at a smaller radius, when measured
+    names += [f"PGD-10 eps {k[len('pgd10_eps') : -len('_acc')]}" for k in small]
+    head = "| model | seeds | " + " | ".join(names) + " | MFLOPs | latency ms |"
+    lines = [head, "|" + "---|" * (len(names) + 4)]
     for label, rs in groups.items():
         acc = [_mean_std([r[c] for r in rs if r.get(c) is not None]) for c in cols]
         flops = sum(r["flops"] for r in rs) / len(rs)
