@@ -1,4 +1,4 @@
-"""MoE layer throughput: every backend and router against the dense limit and the eager loop.
+r"""MoE layer throughput: every backend and router against the dense limit and the eager loop.
 
 Runs, in one process, every candidate of a configuration interleaved round by round (so a burst
 of load elsewhere on the machine hits all of them alike; see ``moesuite.core.bench.measure``):
@@ -16,7 +16,8 @@ prints a markdown summary (the table in the README).
 
 Usage (``make bench`` runs it like this)::
 
-    THP_MEM_ALLOC_ENABLE=1 .venv/bin/python benchmarks/core/bench_moe_layer.py [--quick] [--threads 2]
+    THP_MEM_ALLOC_ENABLE=1 .venv/bin/python benchmarks/core/bench_moe_layer.py \
+        [--quick] [--threads 2]
 
 ``THP_MEM_ALLOC_ENABLE=1`` is PyTorch's switch for 2 MB pages on large CPU allocations; it is
 read once at start-up, so it is set on the command line, never inside the script.
@@ -139,7 +140,11 @@ def _find(rows: list[dict], **match: object) -> dict | None:
 def summary(rows: list[dict]) -> str:
     """Markdown table: fwd+bwd ms and ratio to the dense limit per configuration."""
     lines = [
-        "| T | d | h | E | k | routing | dense ms | auto experts ms (x dense) | topk layer ms (x dense) | loop backend (x dense) | HF loop ms (x dense) | auto / HF loop |",
+        (
+            "| T | d | h | E | k | routing | dense ms | auto experts ms (x dense) "
+            "| topk layer ms (x dense) | loop backend (x dense) | HF loop ms (x dense) "
+            "| auto / HF loop |"
+        ),
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for dense in (r for r in rows if r.get("kind") == "dense" and r.get("group") == "experts"):
@@ -150,8 +155,9 @@ def summary(rows: list[dict]) -> str:
         layer = _find(rows, kind="layer", router="topk", **key)
         lay = f"{layer['fwdbwd_ms']:.0f} ({layer['plr_fwdbwd']:.2f})" if layer else "-"
         lines.append(
-            f"| {dense['T']} | {dense['d']} | {dense['h']} | {dense['E']} | {dense['k']} | {dense['skew']} | "
-            f"{dense['fwdbwd_ms']:.0f} | {auto['fwdbwd_ms']:.0f} ({auto['plr_fwdbwd']:.2f}) | {lay} | "
+            f"| {dense['T']} | {dense['d']} | {dense['h']} | {dense['E']} | {dense['k']} "
+            f"| {dense['skew']} | {dense['fwdbwd_ms']:.0f} "
+            f"| {auto['fwdbwd_ms']:.0f} ({auto['plr_fwdbwd']:.2f}) | {lay} | "
             f"{loop['plr_fwdbwd']:.2f} | {hf['fwdbwd_ms']:.0f} ({hf['plr_fwdbwd']:.2f}) | "
             f"{hf['fwdbwd_ms'] / auto['fwdbwd_ms']:.1f}x |"
         )
@@ -164,8 +170,9 @@ def summary(rows: list[dict]) -> str:
         ]
         for r in routers_rows:
             lines.append(
-                f"| {r['E']} | {r['h']} | {r['k']} | {r['router']} | {r['assignments_per_token']} | "
-                f"{r['fwd_ms']:.0f} | {r['fwdbwd_ms']:.0f} | {r['plr_fwdbwd']:.2f} |"
+                f"| {r['E']} | {r['h']} | {r['k']} | {r['router']} "
+                f"| {r['assignments_per_token']} | {r['fwd_ms']:.0f} | {r['fwdbwd_ms']:.0f} "
+                f"| {r['plr_fwdbwd']:.2f} |"
             )
     return "\n".join(lines)
 
@@ -197,7 +204,8 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(denses))], labels, fontsize=8)
     ax.set_ylabel("throughput / dense limit (fwd+bwd)")
     ax.set_title(
-        f"MoE expert compute vs the dense chain with equal active FLOPs (CPU, {rows[0]['threads']} threads, fp32)"
+        "MoE expert compute vs the dense chain with equal active FLOPs "
+        f"(CPU, {rows[0]['threads']} threads, fp32)"
     )
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -198,7 +198,8 @@ def test_tiny_moe_learns_what_no_single_expert_can(name):
     # the best any single linear expert can do (least squares)
     sol = torch.linalg.lstsq(x, y).solution
     single_mse = float(((x @ sol - y) ** 2).mean())
-    # k=1 where the gate still carries a gradient; noisy top-k needs k >= 2 (softmax of one value is 1)
+    # k=1 where the gate still carries a gradient;
+    # noisy top-k needs k >= 2 (softmax of one value is 1)
     over = {"k": 1} if name in ("topk", "recurrent", "prototype", "sinkhorn") else {"k": 2}
     if name == "expert_choice":
         over = {"capacity_factor": 1.0}

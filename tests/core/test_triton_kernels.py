@@ -1,4 +1,4 @@
-"""moesuite's Triton kernels, one by one against torch, and the `triton` backend against the fp64 oracle.
+"""moesuite's Triton kernels one by one against torch, the `triton` backend against the fp64 oracle.
 
 On this CPU-only CI they run in Triton's interpreter (the root conftest sets TRITON_INTERPRET=1
 before anything imports triton): exact fp32 but slow, so every case is tiny. bf16 `tl.dot` is

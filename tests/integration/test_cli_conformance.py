@@ -1,4 +1,4 @@
-"""Every domain CLI has the same shape: the same verbs, the same shared option names, working --help.
+"""Every domain CLI has the same shape: the same verbs, the same shared options, working --help.
 
 The tables below are the contract of ARCHITECTURE.md's "CLI conventions": removing a verb or a
 shared option from any domain app fails this test. Exemptions are listed with their reason.

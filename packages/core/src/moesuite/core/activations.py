@@ -1,4 +1,4 @@
-"""Activation functions by name (a :class:`~moesuite.core.registry.Registry`), for experts and the reference."""
+"""Activations by name (a :class:`~moesuite.core.registry.Registry`) for experts and reference."""
 
 from __future__ import annotations
 

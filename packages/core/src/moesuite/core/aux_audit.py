@@ -11,7 +11,9 @@ not use Lightning.
 Examples:
     >>> import torch
     >>> from moesuite.core import GroupedExperts, MoELayer, routers
-    >>> layer = MoELayer(routers.create("topk", d_model=4, num_experts=2, k=1), GroupedExperts(2, 4, 8))
+    >>> layer = MoELayer(
+    ...     routers.create("topk", d_model=4, num_experts=2, k=1), GroupedExperts(2, 4, 8)
+    ... )
     >>> with AuxLossAudit(layer) as audit:
     ...     y, routing = layer(torch.randn(6, 4))
     >>> y.sum().backward()              # the aux losses were dropped
@@ -89,7 +91,7 @@ class AuxLossAudit:
         return hook
 
     def unconsumed(self) -> list[str]:
-        """``"<router>: <aux name>"`` for every recorded term no gradient reached (sorted, unique)."""
+        """``"<router>: <aux name>"`` per recorded term no gradient reached (sorted, unique)."""
         return sorted({label for label, flag in self._terms if not flag[0]})
 
     def check(self) -> None:
@@ -97,7 +99,8 @@ class AuxLossAudit:
         missing = self.unconsumed()
         if missing:
             raise RuntimeError(
-                f"router aux losses were computed but never reached the loss: {missing}. The model must "
-                "return its routers' outputs (moesuite.core.MoEOutput) and the training step must add "
-                "their aux_loss to the loss; set the weight to 0 to keep a term as a statistic only."
+                f"router aux losses were computed but never reached the loss: {missing}. "
+                "The model must return its routers' outputs (moesuite.core.MoEOutput) and "
+                "the training step must add their aux_loss to the loss; set the weight to 0 "
+                "to keep a term as a statistic only."
             )

@@ -73,7 +73,7 @@ class BenchCase:
 
 
 def forced_plan(case: BenchCase, seed: int = 0) -> RoutingPlan:
-    """A routing with a controlled load distribution (no router), each token on k distinct experts."""
+    """A routing with a controlled load (no router), each token on k distinct experts."""
     g = torch.Generator().manual_seed(seed)
     T, E, k = case.T, case.E, case.k
     if case.skew == "uniform":
@@ -110,7 +110,9 @@ def measure(candidates: Sequence[Candidate], warmup: int = 2, repeats: int = 5) 
 
     Examples:
         >>> case = BenchCase(T=64, d=16, h=32, E=4, k=2)
-        >>> rows = measure([dense_candidate(case), experts_candidate(case, "loop")], warmup=1, repeats=2)
+        >>> rows = measure(
+        ...     [dense_candidate(case), experts_candidate(case, "loop")], warmup=1, repeats=2
+        ... )
         >>> [(r["kind"], r["backend"]) for r in rows]
         [('dense', 'dense'), ('experts', 'loop')]
         >>> all(r["fwdbwd_ms"] <= r["fwdbwd_ms_median"] for r in rows)
@@ -238,7 +240,7 @@ def dense_candidate(case: BenchCase, seed: int = 0) -> Candidate:
 
 
 def hf_loop_candidate(case: BenchCase, seed: int = 0) -> Candidate:
-    """Hugging Face's eager Mixtral-style loop: ``one_hot`` mask, ``where`` per expert, ``index_add``."""
+    """Hugging Face's eager Mixtral loop: ``one_hot`` mask, ``where`` per expert, ``index_add``."""
     torch.manual_seed(seed)
     dt = case.torch_dtype
     experts = GroupedExperts(case.E, case.d, case.h).to(dt)

@@ -21,7 +21,7 @@ __all__ = ["GroupedExperts", "ExpertList"]
 
 
 def check_expert_call(x: torch.Tensor, plan: RoutingPlan, d_model: int, num_experts: int) -> None:
-    """Validate the ``experts(x[T, d_model], plan)`` contract; one clear error naming the argument."""
+    """Validate the ``experts(x[T, d_model], plan)`` contract; one error naming the argument."""
     if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != d_model:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"x must have shape [T, d_model={d_model}], got {shape}.")
@@ -131,7 +131,7 @@ class GroupedExperts(nn.Module):
 
 
 class ExpertList(nn.Module):
-    """Heterogeneous experts: any ``nn.Module`` per expert, mapping ``[n, d_model] -> [n, d_model]``.
+    """Heterogeneous experts: any ``nn.Module`` per expert, ``[n, d_model] -> [n, d_model]``.
 
     Runs each expert on the rows the plan gives it (experts with no rows are skipped) and
     combines the outputs per token with the plan's gates, exactly like
@@ -141,7 +141,9 @@ class ExpertList(nn.Module):
         >>> import torch
         >>> from torch import nn
         >>> from moesuite.core.routing import RoutingPlan
-        >>> experts = ExpertList([nn.Linear(4, 4), nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 4))])
+        >>> experts = ExpertList(
+        ...     [nn.Linear(4, 4), nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 4))]
+        ... )
         >>> plan = RoutingPlan.from_topk(torch.tensor([[1], [0], [1]]), torch.ones(3, 1), 2)
         >>> tuple(experts(torch.randn(3, 4), plan).shape)
         (3, 4)
@@ -171,8 +173,8 @@ class ExpertList(nn.Module):
                 out = expert(rows)
                 if out.shape != rows.shape:
                     raise ValueError(
-                        f"expert {e} ({type(expert).__name__}) must map [n, {x.shape[1]}] to the same "
-                        f"shape, got {tuple(out.shape)}."
+                        f"expert {e} ({type(expert).__name__}) must map [n, {x.shape[1]}] "
+                        f"to the same shape, got {tuple(out.shape)}."
                     )
                 outputs.append(out)
         y = torch.cat(outputs) if outputs else xs.new_zeros(0, x.shape[1]) + 0 * xs.sum()

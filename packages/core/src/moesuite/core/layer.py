@@ -51,7 +51,8 @@ class MoELayer(nn.Module):
         n_experts = getattr(experts, "num_experts", None)
         if n_experts is not None and n_experts != router.num_experts:
             raise ValueError(
-                f"router has num_experts={router.num_experts} but experts has {n_experts}; they must match."
+                f"router has num_experts={router.num_experts} but experts has {n_experts}; "
+                "they must match."
             )
         if capacity is not None and not isinstance(capacity, CapacityPolicy):
             raise TypeError(

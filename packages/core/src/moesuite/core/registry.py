@@ -39,7 +39,7 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Entry(Generic[T]):
-    """One registered name: its builder, the preset arguments merged under the caller's, a help line."""
+    """One registered name: its builder, preset arguments merged under the caller's, a help line."""
 
     name: str
     obj: Callable[..., T]

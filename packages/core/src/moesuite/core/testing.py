@@ -97,7 +97,7 @@ def compare_with_reference(
 def assert_aux_consumed(
     model: nn.Module, loss_fn: Callable[[], torch.Tensor], min_terms: int = 1
 ) -> int:
-    """Run ``loss_fn()`` (one training step's forward and loss) and backward; fail on dropped aux losses.
+    """Run ``loss_fn()`` (one step's forward and loss) and backward; fail on dropped aux losses.
 
     Every :class:`~moesuite.core.routers.Router` inside ``model`` is audited with
     :class:`~moesuite.core.aux_audit.AuxLossAudit`: each aux term with a non-zero weight must
@@ -115,7 +115,9 @@ def assert_aux_consumed(
 
     Examples:
         >>> from moesuite.core import GroupedExperts, MoELayer, routers
-        >>> layer = MoELayer(routers.create("topk", d_model=4, num_experts=2, k=1), GroupedExperts(2, 4, 8))
+        >>> layer = MoELayer(
+        ...     routers.create("topk", d_model=4, num_experts=2, k=1), GroupedExperts(2, 4, 8)
+        ... )
         >>> def step():
         ...     y, routing = layer(torch.randn(6, 4))
         ...     return y.pow(2).mean() + routing.aux_loss

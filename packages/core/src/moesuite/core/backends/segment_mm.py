@@ -40,7 +40,7 @@ _ATEN_BACKWARD = {
 def _activation_vjp(
     weights: ExpertWeights, h: torch.Tensor, d_act: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Recompute ``act(h)`` and its vector-Jacobian product with ``d_act`` (any activation, GLU too)."""
+    """Recompute ``act(h)`` and its VJP with ``d_act`` (any activation, GLU too)."""
     back = _ATEN_BACKWARD.get(weights.activation)
     if back is not None and not weights.glu:
         return weights.hidden(h), back(d_act, h)

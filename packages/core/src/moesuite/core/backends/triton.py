@@ -31,9 +31,15 @@ class TritonBackend(Backend):
             return None
         if device.type == "cpu":
             if os.environ.get("TRITON_INTERPRET") != "1":
-                return "no GPU; on the CPU Triton runs only with TRITON_INTERPRET=1 (correctness, not speed)"
+                return (
+                    "no GPU; on the CPU Triton runs only with TRITON_INTERPRET=1 "
+                    "(correctness, not speed)"
+                )
             if dtype != torch.float32:
-                return f"the Triton interpreter is exact only in float32 (bf16 tl.dot is wrong there), not {dtype}"
+                return (
+                    "the Triton interpreter is exact only in float32 "
+                    f"(bf16 tl.dot is wrong there), not {dtype}"
+                )
             return None
         return f"not supported on {device.type}"
 

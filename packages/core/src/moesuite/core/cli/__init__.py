@@ -25,7 +25,10 @@ def build_app() -> typer.Typer:
     """The ``moesuite`` app with core commands and every installed domain mounted."""
     root = typer_factory(
         name="moesuite",
-        help="Mixture-of-Experts models for time series, streams, physics and vision, on one shared core.",
+        help=(
+            "Mixture-of-Experts models for time series, streams, physics and vision, "
+            "on one shared core."
+        ),
     )
     root.command()(info)
     root.command()(bench)

@@ -108,7 +108,7 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class MoeGroup(TyperGroup):
-    """A Typer group whose usage errors (bad option values, unknown options) are one ``error:`` line."""
+    """A Typer group whose usage errors (bad or unknown options) are one ``error:`` line."""
 
     def main(
         self,
@@ -274,7 +274,7 @@ QuietOption = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]
 def lightning_kwargs(
     device: str = "auto", devices: str = "auto", strategy: str = "auto"
 ) -> dict[str, Any]:
-    """``accelerator``, ``devices`` and ``strategy`` for :func:`moesuite.core.training.make_trainer`.
+    """``accelerator``, ``devices``, ``strategy`` for :func:`moesuite.core.training.make_trainer`.
 
     Examples:
         >>> lightning_kwargs("cpu", "2", "ddp")

@@ -46,7 +46,6 @@ def info() -> None:
     console.print(table)
     console.print(f"routers: {', '.join(routers.list_routers())}")
     domains = sorted(ep.name for ep in entry_points(group="moesuite.cli"))
-    console.print(
-        f"domains: {', '.join(domains) if domains else '(none installed: pip install packages/<domain>)'}"
-    )
+    hint = "(none installed: pip install packages/<domain>)"
+    console.print(f"domains: {', '.join(domains) if domains else hint}")
     raise typer.Exit(0)

@@ -1,4 +1,4 @@
-"""The router registry (a :class:`moesuite.core.registry.Registry`), written at import by ``@register_router``."""
+"""Router registry (a :class:`moesuite.core.registry.Registry`) filled by ``@register_router``."""
 
 from __future__ import annotations
 

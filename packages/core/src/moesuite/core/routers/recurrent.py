@@ -79,7 +79,8 @@ class RecurrentRouter(Router):
         elif not isinstance(state, torch.Tensor) or state.shape != (T, self.hidden_dim):
             raise ValueError(
                 f"state must be the previous recurrent router's state of shape [T={T}, "
-                f"hidden_dim={self.hidden_dim}], got {getattr(state, 'shape', type(state).__name__)}."
+                f"hidden_dim={self.hidden_dim}], "
+                f"got {getattr(state, 'shape', type(state).__name__)}."
             )
         with torch.autocast(device_type=x.device.type, enabled=False):
             h = self.gru(self.proj(x.float()), state.float())

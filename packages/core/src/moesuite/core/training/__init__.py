@@ -8,7 +8,9 @@ Examples:
     >>> data = DataLoader(TensorDataset(torch.randn(32, 3), torch.randn(32, 1)), batch_size=8)
     >>> step = lambda model, b: {"loss": nn.functional.mse_loss(model(b[0]), b[1])}
     >>> with run_directory(tempfile.mkdtemp() + "/run") as run:
-    ...     trainer = make_trainer(run.path, max_epochs=1, progress=False, monitor="train/loss_epoch")
+    ...     trainer = make_trainer(
+    ...         run.path, max_epochs=1, progress=False, monitor="train/loss_epoch"
+    ...     )
     ...     _ = fit(trainer, MoESystem(nn.Linear(3, 1), step), data)
     >>> sorted(p.name for p in run.path.iterdir())
     ['checkpoints', 'logs']

@@ -34,7 +34,7 @@ def interpreting() -> bool:
 
 
 def autotune(configs: Sequence[triton.Config], key: list[str]) -> Callable:
-    """``triton.autotune`` over ``configs`` on a GPU, but over ``configs[0]`` alone when interpreting.
+    """``triton.autotune`` over ``configs`` on a GPU, over ``configs[0]`` alone when interpreting.
 
     Benchmarking several configs needs an active GPU driver (it raises ``0 active drivers``
     on a CPU host), and the interpreter does not model speed anyway; with one config the
@@ -77,7 +77,7 @@ def check_launchable(kernel: object, name: str, t: torch.Tensor) -> None:
 def check_float(
     name: str, t: object, dim: int, like: torch.Tensor | None = None, like_name: str = ""
 ) -> None:
-    """``t`` must be a ``dim``-D float32/bfloat16/float16 tensor (on ``like``'s device and dtype)."""
+    """``t`` must be a ``dim``-D float32/bfloat16/float16 tensor (``like``'s device and dtype)."""
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}.")
     if t.dim() != dim:
@@ -90,7 +90,8 @@ def check_float(
     if like is not None:
         if t.device != like.device:
             raise ValueError(
-                f"{name} is on {t.device} but {like_name} is on {like.device}; move them to one device."
+                f"{name} is on {t.device} but {like_name} is on {like.device}; "
+                "move them to one device."
             )
         if t.dtype != like.dtype:
             raise TypeError(

@@ -146,7 +146,7 @@ def _combine_backward_kernel(
 
 
 def slot_table(plan: RoutingPlan) -> torch.Tensor:
-    """``[T, S]`` int64: row of token ``t``'s ``s``-th assignment (experts ascending), ``-1`` if none.
+    """``[T, S]`` int64: row of token ``t``'s ``s``-th assignment (by expert), ``-1`` if none.
 
     ``S`` is the largest number of assignments of any token (``k`` for top-k plans; 0 when
     the plan has no assignments).
@@ -187,7 +187,9 @@ def combine_rows(
     Examples:
         >>> import torch
         >>> table = torch.tensor([[0, 2], [1, -1]])
-        >>> out = combine_rows(torch.tensor([[1.0], [2.0], [4.0]]), table, torch.tensor([0.5, 1.0, 0.25]))
+        >>> out = combine_rows(
+        ...     torch.tensor([[1.0], [2.0], [4.0]]), table, torch.tensor([0.5, 1.0, 0.25])
+        ... )
         >>> out.tolist()
         [[1.5], [2.0]]
     """
@@ -246,8 +248,12 @@ def combine_rows_backward(
 
     Examples:
         >>> import torch
-        >>> gs, gg = combine_rows_backward(torch.tensor([[1.0], [3.0]]), torch.tensor([0, 1, 0]),
-        ...                                torch.tensor([[1.0], [2.0], [4.0]]), torch.tensor([0.5, 1.0, 0.25]))
+        >>> gs, gg = combine_rows_backward(
+        ...     torch.tensor([[1.0], [3.0]]),
+        ...     torch.tensor([0, 1, 0]),
+        ...     torch.tensor([[1.0], [2.0], [4.0]]),
+        ...     torch.tensor([0.5, 1.0, 0.25]),
+        ... )
         >>> gs.tolist(), gg.tolist()
         ([[0.5], [3.0], [0.25]], [1.0, 6.0, 4.0])
     """
@@ -300,5 +306,6 @@ def _check_gates(gates: object, rows: int, like: torch.Tensor) -> None:
         raise TypeError(f"gates must be float32, bfloat16 or float16, got {gates.dtype}.")
     if gates.device != like.device:
         raise ValueError(
-            f"gates are on {gates.device} but the rows are on {like.device}; move them to one device."
+            f"gates are on {gates.device} but the rows are on {like.device}; "
+            "move them to one device."
         )

@@ -214,8 +214,8 @@ def _check_offsets(offsets: torch.Tensor, num_experts: int, like: torch.Tensor) 
     check_index("expert_offsets", offsets, like)
     if offsets.shape[0] != num_experts + 1:
         raise ValueError(
-            f"expert_offsets must have E + 1 = {num_experts + 1} entries for {num_experts} experts, "
-            f"got {offsets.shape[0]}; pass RoutingPlan.expert_offsets."
+            f"expert_offsets must have E + 1 = {num_experts + 1} entries for {num_experts} "
+            f"experts, got {offsets.shape[0]}; pass RoutingPlan.expert_offsets."
         )
 
 
@@ -252,7 +252,8 @@ def grouped_mm(
     if x.shape[1] != K:
         what = "w[e]^T" if transpose_w else "w[e]"
         raise ValueError(
-            f"x must have shape [A, {K}] to multiply {what} of shape [{K}, {N}], got {tuple(x.shape)}."
+            f"x must have shape [A, {K}] to multiply {what} of shape [{K}, {N}], "
+            f"got {tuple(x.shape)}."
         )
     A = x.shape[0]
     _check_offsets(expert_offsets, E, x)
@@ -316,7 +317,9 @@ def grouped_weight_grad(
 
     Examples:
         >>> import torch
-        >>> dw, db = grouped_weight_grad(torch.ones(3, 16), torch.ones(3, 16), torch.tensor([0, 0, 3]), 2, True)
+        >>> dw, db = grouped_weight_grad(
+        ...     torch.ones(3, 16), torch.ones(3, 16), torch.tensor([0, 0, 3]), 2, True
+        ... )
         >>> dw[:, 0, 0].tolist(), db[:, 0].tolist()
         ([0.0, 3.0], [0.0, 3.0])
     """

@@ -113,7 +113,7 @@ class _ScatterRows(torch.autograd.Function):
 
 
 class _GroupedLinear(torch.autograd.Function):
-    """``y[rows of e] = x[rows of e] @ w[e] + b[e]``; backward: ``dx`` with ``w^T``, ``dw``/``db`` per expert."""
+    """``y[rows of e] = x[rows of e] @ w[e] + b[e]``; backward: ``dx`` (``w^T``), ``dw``, ``db``."""
 
     @staticmethod
     def forward(ctx, x, w, b, expert_offsets):  # type: ignore[override]
@@ -197,12 +197,20 @@ def triton_expert_mlp(x: torch.Tensor, plan: RoutingPlan, weights: ExpertWeights
         >>> import torch
         >>> from moesuite.core.testing import random_plan
         >>> g = torch.Generator().manual_seed(0)
-        >>> w = ExpertWeights(torch.randn(3, 16, 16, generator=g), torch.randn(3, 16, 16, generator=g),
-        ...                   None, None, "relu", False)
+        >>> w = ExpertWeights(
+        ...     torch.randn(3, 16, 16, generator=g),
+        ...     torch.randn(3, 16, 16, generator=g),
+        ...     None,
+        ...     None,
+        ...     "relu",
+        ...     False,
+        ... )
         >>> x, plan = torch.randn(4, 16, generator=g), random_plan(4, 3, 2)
         >>> y = triton_expert_mlp(x, plan, w)
         >>> from moesuite.core.reference import reference_expert_mlp
-        >>> tuple(y.shape), bool(torch.allclose(y.double(), reference_expert_mlp(x, plan, w), atol=1e-4))
+        >>> tuple(y.shape), bool(
+        ...     torch.allclose(y.double(), reference_expert_mlp(x, plan, w), atol=1e-4)
+        ... )
         ((4, 16), True)
     """
     _check_call(x, plan, weights)
@@ -227,20 +235,24 @@ def _check_call(x: torch.Tensor, plan: RoutingPlan, weights: ExpertWeights) -> N
     w_in, w_out = weights.w_in, weights.w_out
     if w_in.dim() != 3 or w_out.dim() != 3:
         raise ValueError(
-            f"w_in and w_out must be [E, d, H] and [E, H, d_out], got {tuple(w_in.shape)} and {tuple(w_out.shape)}."
+            "w_in and w_out must be [E, d, H] and [E, H, d_out], "
+            f"got {tuple(w_in.shape)} and {tuple(w_out.shape)}."
         )
     E = w_in.shape[0]
     if plan.num_experts != E or w_out.shape[0] != E:
         raise ValueError(
-            f"plan has num_experts={plan.num_experts} but w_in/w_out hold {E}/{w_out.shape[0]} experts."
+            f"plan has num_experts={plan.num_experts} "
+            f"but w_in/w_out hold {E}/{w_out.shape[0]} experts."
         )
     if w_in.shape[1] != x.shape[1]:
         raise ValueError(
-            f"x has width {x.shape[1]} but w_in expects d={w_in.shape[1]} (w_in {tuple(w_in.shape)})."
+            f"x has width {x.shape[1]} but w_in expects d={w_in.shape[1]} "
+            f"(w_in {tuple(w_in.shape)})."
         )
     hidden = w_out.shape[1] * (2 if weights.glu else 1)
     if w_in.shape[2] != hidden:
         what = "2 * H (GLU: gate then up)" if weights.glu else "H"
         raise ValueError(
-            f"w_in must have {what} = {hidden} columns for w_out {tuple(w_out.shape)}, got {w_in.shape[2]}."
+            f"w_in must have {what} = {hidden} columns for w_out {tuple(w_out.shape)}, "
+            f"got {w_in.shape[2]}."
         )
