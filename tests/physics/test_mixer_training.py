@@ -134,6 +134,9 @@ def test_bad_input_is_one_clear_error_and_leaves_nothing(tmp_path, small_npz):
         training.train("mixer", epochs=0, out=tmp_path / "e")
     with pytest.raises(FileNotFoundError, match="no such run directory"):
         evaluate.evaluate(tmp_path / "nope")
+    lightning = {"accelerator": "cpu", "devices": 2, "strategy": "ddp"}
+    with pytest.raises(ValueError, match="ddp_find_unused_parameters_true"):
+        training.train("mixer", data=small_npz, out=tmp_path / "f", lightning=lightning)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.npz"]
 
 

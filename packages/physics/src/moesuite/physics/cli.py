@@ -132,6 +132,12 @@ def _refuse(system: str, **given: Any) -> None:
         raise ValueError(f"{', '.join(used)} {verb} to the {other} models only.")
 
 
+def _rank() -> int:
+    from lightning.pytorch.utilities import rank_zero_only
+
+    return int(getattr(rank_zero_only, "rank", 0))
+
+
 def _echo_metrics(metrics: dict[str, Any]) -> None:
     keys = (
         "nrmse_depth",
@@ -252,8 +258,9 @@ def train(
         specific["expert_inputs"] = expert_inputs
     with torch_threads(threads):
         path = run(model, **common, **specific)
-    _echo_metrics(read_json(path / "metrics.json"))
-    typer.echo(f"run directory: {path}")
+    if _rank() == 0:  # under DDP every process runs the command; rank 0 wrote the run directory
+        _echo_metrics(read_json(path / "metrics.json"))
+        typer.echo(f"run directory: {path}")
 
 
 @app.command("eval")

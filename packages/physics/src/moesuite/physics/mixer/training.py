@@ -431,6 +431,11 @@ def train_model(
     Returns:
         ``(model, system, seconds)``.
     """
+    if (lightning or {}).get("strategy") in ("ddp", "ddp_spawn"):
+        raise ValueError(
+            "--strategy: MixER's alternating context and model steps leave some parameters "
+            "without a gradient in each step; use 'ddp_find_unused_parameters_true'."
+        )
     tc = train_config or MixERTrainConfig()
     E = num_experts or default_num_experts(len(dataset.families))
     seed_everything(tc.seed)
@@ -445,10 +450,11 @@ def train_model(
         progress=progress,
         routing_stats=False,
         monitor="train/mse_epoch",
-        log_every_n_steps=tc.steps_per_epoch,
         callbacks=callbacks,
         **(lightning or {}),
     )
+    # log once per epoch: every outer step of a process (all of them, or its share under DDP)
+    trainer.log_every_n_steps = max(1, tc.steps_per_epoch // max(1, trainer.world_size))
     start = time.perf_counter()
     fit(trainer, system, make_loader(batch, tc.steps_per_epoch), resume=resume)
     return net, system, time.perf_counter() - start
