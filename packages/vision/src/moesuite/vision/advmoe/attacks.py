@@ -9,9 +9,9 @@ plain logits. Attacks leave the model's train/eval mode as they find it; evaluat
 training steps put the model in eval mode while crafting (as the authors do).
 
 PGD keeps, per image, the highest-loss iterate among those that fool the model (else the
-highest-loss iterate) over all steps and restarts, with a fixed step size (default ``2.5 * eps / 10``, Madry et al.'s size
-for 10 steps) and seeded random starts; so PGD-50 runs PGD-10's iterates first and is never
-weaker than PGD-10 on the same images and seed.
+highest-loss iterate) over all steps and restarts, with a fixed step size (default
+``2.5 * eps / 10``, Madry et al.'s size for 10 steps) and seeded random starts; so PGD-50 runs
+PGD-10's iterates first and is never weaker than PGD-10 on the same images and seed.
 
 Examples:
     >>> import torch
