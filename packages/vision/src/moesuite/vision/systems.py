@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 # the subpackages that define ``SYSTEM`` in their ``system.py``
-_SYSTEM_MODULES: tuple[str, ...] = ("mofme",)
+_SYSTEM_MODULES: tuple[str, ...] = ("mofme", "advmoe", "promoe")
 
 
 @dataclass(frozen=True)
