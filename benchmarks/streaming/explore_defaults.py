@@ -36,13 +36,12 @@ CONFIGS: dict[str, dict] = {
     "lr1e-2": {"lr": 1e-2},
     "trk2": {"train_k": 2},
     "grace50": {"grace_period": 50},
-
+    "delta4": {"delta": 1e-4},
+    "delta7": {"delta": 1e-7},
 }
 
 
 def build(config: dict, seed: int):
-    from river import tree
-
     from moesuite.streaming import DriftMoEClassifier, create_model
 
     config = dict(config)
@@ -50,12 +49,10 @@ def build(config: dict, seed: int):
         return create_model(config.pop("model"), seed=seed, **config)
     if "paper" in config:
         return DriftMoEClassifier(**DriftMoEClassifier.paper_params(config.pop("paper")), seed=seed)
-    if "grace_period" in config:
-        variant = config.get("variant", "data")
-        proto = DriftMoEClassifier.default_expert(variant)
-        config["expert"] = tree.HoeffdingTreeClassifier(
-            **{**proto._get_params(), "grace_period": config.pop("grace_period")}
-        )
+    tree_params = {k: config.pop(k) for k in ("grace_period", "delta") if k in config}
+    if tree_params:
+        proto = DriftMoEClassifier.default_expert(config.get("variant", "data"))
+        config["expert"] = proto.clone(tree_params)
     return DriftMoEClassifier(**config, seed=seed)
 
 

@@ -299,3 +299,19 @@ def test_variant_defaults_for_router_lr_and_expert_leaves():
     assert (data._prototype.leaf_prediction, task._prototype.leaf_prediction) == ("nba", "mc")
     assert data._prototype.grace_period == task._prototype.grace_period == 200
     assert DriftMoEClassifier.paper_params()["lr"] == 2e-3
+
+
+def test_the_paper_preset_is_paper_params_and_takes_experts_and_variant():
+    from moesuite.streaming import create_model
+    from moesuite.streaming.models import has_router
+
+    paper = create_model("driftmoe-paper", seed=3)
+    expected = DriftMoEClassifier(**DriftMoEClassifier.paper_params(), seed=3)
+    assert paper._get_params().keys() == expected._get_params().keys()
+    for name in ("n_experts", "top_k", "train_k", "batch_size", "router_hidden", "mask_experts"):
+        assert getattr(paper, name) == getattr(expected, name), name
+    assert (paper.drift_detector, paper.bagging_lambda, paper.seed) == (None, None, 3)
+    assert (paper._prototype.grace_period, paper._prototype.delta) == (50, 1e-7)
+    assert has_router("driftmoe-paper") and create_model("driftmoe-paper", n_experts=4)._E == 4
+    task = create_model("driftmoe-paper", variant="task")
+    assert (task.task_output, task.batch_size) == ("router", 1)
