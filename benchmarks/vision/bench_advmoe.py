@@ -35,7 +35,7 @@ import torch
 
 from moesuite.core.training import run_directory, torch_threads
 from moesuite.vision.advmoe.data import load_data
-from moesuite.vision.advmoe.evaluate import evaluate, robust_accuracy
+from moesuite.vision.advmoe.evaluate import attack_metrics, evaluate
 from moesuite.vision.advmoe.plots import plot_robust_vs_flops
 from moesuite.vision.advmoe.runs import fit_run, make_config, row_label, summary_table
 
@@ -172,9 +172,8 @@ def main() -> None:
                     seed=seed,
                 )
                 for eps in args.extra_eps:  # a smaller radius, informative at short budgets
-                    metrics[f"pgd10_eps{eps}_acc"] = robust_accuracy(
-                        model_, data.x_test[: args.robust_n], data.y_test[: args.robust_n], eps, 10
-                    )
+                    xs, ys = data.x_test[: args.robust_n], data.y_test[: args.robust_n]
+                    metrics[f"pgd10_eps{eps}_acc"] = attack_metrics(model_, xs, ys, eps, 10)["acc"]
                 metrics["expert_share_by_epoch"] = system.usage_history
                 run.write_metrics(metrics)
             row = {

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from moesuite.core.training import torch_threads
 from moesuite.vision.advmoe.attacks import fgsm, logits_of, pgd, router_attack, trades_kl
-from moesuite.vision.advmoe.evaluate import robust_accuracy, router_attack_metrics
+from moesuite.vision.advmoe.evaluate import attack_metrics
 from moesuite.vision.advmoe.model import AdvResNet, expert_choices
 
 EPS = 0.3
@@ -67,8 +67,8 @@ def test_every_attack_stays_in_the_ball_and_the_pixel_range(batch, eps):
 def test_pgd50_robust_accuracy_is_never_above_pgd10(batch):
     x, y = batch
     model = _net(0)
-    acc10 = robust_accuracy(model, x, y, 0.05, steps=10, restarts=2, seed=0)
-    acc50 = robust_accuracy(model, x, y, 0.05, steps=50, restarts=2, seed=0)
+    acc10 = attack_metrics(model, x, y, 0.05, steps=10, restarts=2)["acc"]
+    acc50 = attack_metrics(model, x, y, 0.05, steps=50, restarts=2)["acc"]
     assert acc50 <= acc10
 
 
@@ -90,12 +90,13 @@ def test_the_router_attack_pushes_routers_off_their_clean_choice(batch, seed):
     )
     with torch.no_grad():
         flips = expert_choices(model(x_adv).routing, len(x)) != clean
-    metrics = router_attack_metrics(model, x, y, EPS, steps=10, seed=seed)
-    assert metrics["router_flip_rate"] == pytest.approx(float(flips.float().mean()))
-    assert 0 <= metrics["router_attack_acc"] <= 1
+    metrics = attack_metrics(model, x, y, EPS, steps=10, target="router", seed=seed)
+    assert metrics["flip_rate"] == pytest.approx(float(flips.float().mean()))
+    assert 0 <= metrics["acc"] <= 1
     dense = _net(0, experts=1)
     assert torch.equal(router_attack(dense, x, EPS), x)
-    assert router_attack_metrics(dense, x, y, EPS, 5)["router_flip_rate"] is None
+    assert attack_metrics(dense, x, y, EPS, 5, target="router")["flip_rate"] is None
+    assert attack_metrics(dense, x, y, EPS, 5)["flip_rate"] is None
 
 
 @pytest.mark.parametrize(

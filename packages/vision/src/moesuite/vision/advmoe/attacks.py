@@ -72,6 +72,12 @@ def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
     return torch.clamp(torch.minimum(torch.maximum(x_adv, x - eps), x + eps), 0.0, 1.0)
 
 
+def _random_start(x: torch.Tensor, eps: float, gen: torch.Generator) -> torch.Tensor:
+    """A uniform point of the eps ball around ``x``, in the pixel range."""
+    noise = torch.rand(x.shape, generator=gen, device=x.device, dtype=x.dtype)
+    return project(x + (2 * noise - 1) * eps, x, eps)
+
+
 def _input_grad(loss: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return torch.autograd.grad(loss, [x])[0]
 
@@ -126,8 +132,7 @@ def pgd(
     best_loss = torch.full((x.shape[0],), -float("inf"), device=x.device)
     fooled = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
     for _ in range(restarts):
-        noise = torch.rand(x.shape, generator=gen, device=x.device, dtype=x.dtype)
-        x_adv = project(x + (2 * noise - 1) * eps, x, eps) if random_start else x.clone()
+        x_adv = _random_start(x, eps, gen) if random_start else x.clone()
         for _ in range(steps):
             with torch.enable_grad():
                 xr = x_adv.clone().requires_grad_(True)
@@ -212,8 +217,8 @@ def router_attack(
     eps: float,
     steps: int = 10,
     restarts: int = 1,
-    step_size: float | None = None,
     seed: int = 0,
+    step_size: float | None = None,
 ) -> torch.Tensor:
     """PGD on the routers only: push every router away from its clean choice.
 
@@ -245,8 +250,7 @@ def router_attack(
         return (flips * 1e3 + loss.clamp(max=999.0)).detach(), g
 
     for _ in range(restarts):
-        noise = torch.rand(x.shape, generator=gen, device=x.device, dtype=x.dtype)
-        x_adv = project(x + (2 * noise - 1) * eps, x, eps)
+        x_adv = _random_start(x, eps, gen)
         for _ in range(steps):
             s, g = score(x_adv, True)
             take = s > best_score

@@ -26,7 +26,7 @@ from moesuite.vision.advmoe.model import AdvResNet, expert_choices
 
 __all__ = [
     "accuracy",
-    "robust_accuracy",
+    "attack_metrics",
     "flops_per_image",
     "latency_ms",
     "usage_per_class",
@@ -49,52 +49,56 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     return right / max(1, len(x))
 
 
-def robust_accuracy(
+def attack_metrics(
     model: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
     eps: float,
     steps: int,
     restarts: int = 1,
-    batch_size: int = 250,
+    target: str = "model",
     seed: int = 0,
-) -> float:
-    """Accuracy on PGD examples (``steps`` steps, ``restarts`` random starts, whole model)."""
-    check_attack_args(eps, steps, restarts)
-    model.eval()
-    right = 0
-    for i, s in enumerate(_batches(len(x), batch_size)):
-        x_adv = pgd(model, x[s], y[s], eps, steps, restarts, seed=seed + i)
-        with torch.no_grad():
-            right += int((logits_of(model(x_adv)).argmax(1) == y[s]).sum())
-    return right / max(1, len(x))
-
-
-def router_attack_metrics(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    eps: float,
-    steps: int,
-    restarts: int = 1,
     batch_size: int = 250,
-    seed: int = 0,
 ) -> dict[str, float | None]:
-    """Accuracy under the router-only attack and the share of routing decisions it flips."""
-    if not getattr(model, "is_moe", False):
-        return {"router_attack_acc": None, "router_flip_rate": None}
+    """Accuracy under an attack, and the share of routing decisions it flips.
+
+    Args:
+        model: the attacked network (eval mode is set here).
+        x: clean images ``[N, C, H, W]`` in ``[0, 1]``.
+        y: labels ``[N]``.
+        eps: L-infinity radius.
+        steps: attack steps.
+        restarts: random starts per image.
+        target: ``"model"``: PGD on the classifier's loss through the whole model (routers
+            included); ``"router"``: the router-only attack (``acc`` is None for a dense model).
+        seed: seeds the random starts (batch ``i`` uses ``seed + i``).
+        batch_size: images attacked at once.
+
+    Returns:
+        ``{"acc": accuracy on the attacked images, "flip_rate": share of (router, image)
+        decisions that differ from the clean ones (None without routers)}``.
+    """
+    check_attack_args(eps, steps, restarts)
+    if target not in ("model", "router"):
+        raise ValueError(f"target must be 'model' or 'router', got {target!r}.")
+    moe = bool(getattr(model, "is_moe", False))
+    if target == "router" and not moe:
+        return {"acc": None, "flip_rate": None}
     model.eval()
     right, flips, decisions = 0, 0, 0
     for i, s in enumerate(_batches(len(x), batch_size)):
-        x_adv = router_attack(model, x[s], eps, steps, restarts, seed=seed + i)
+        if target == "model":
+            x_adv = pgd(model, x[s], y[s], eps, steps, restarts, seed=seed + i)
+        else:
+            x_adv = router_attack(model, x[s], eps, steps, restarts, seed=seed + i)
         with torch.no_grad():
             clean, adv = model(x[s]), model(x_adv)
-        right += int((adv.output.argmax(1) == y[s]).sum())
-        a = expert_choices(adv.routing, len(x_adv))
-        c = expert_choices(clean.routing, len(x_adv))
-        flips += int((a != c).sum())
-        decisions += a.numel()
-    return {"router_attack_acc": right / max(1, len(x)), "router_flip_rate": flips / decisions}
+        right += int((logits_of(adv).argmax(1) == y[s]).sum())
+        if moe:
+            a = expert_choices(adv.routing, len(x_adv))
+            flips += int((a != expert_choices(clean.routing, len(x_adv))).sum())
+            decisions += a.numel()
+    return {"acc": right / max(1, len(x)), "flip_rate": flips / decisions if moe else None}
 
 
 @torch.no_grad()
@@ -161,8 +165,9 @@ def evaluate(
         "n_robust": len(xr),
     }
     for s in steps:
-        metrics[f"pgd{s}_acc"] = robust_accuracy(model, xr, yr, eps, s, restarts, seed=seed)
-    metrics.update(router_attack_metrics(model, xr, yr, eps, max(steps), restarts, seed=seed))
+        metrics[f"pgd{s}_acc"] = attack_metrics(model, xr, yr, eps, s, restarts, seed=seed)["acc"]
+    routed = attack_metrics(model, xr, yr, eps, max(steps), restarts, "router", seed)
+    metrics["router_attack_acc"], metrics["router_flip_rate"] = routed["acc"], routed["flip_rate"]
     metrics["flops"] = flops_per_image(model, x[:64])
     metrics["params"] = sum(p.numel() for p in model.parameters())
     metrics["latency_ms"] = latency_ms(model, x)

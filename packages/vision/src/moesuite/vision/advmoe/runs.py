@@ -60,16 +60,16 @@ def make_config(
     model: str,
     data: ImageData,
     *,
-    data_arg: str | Path | None,
     scheme: str | None = None,
     routing: str | None = None,
     experts: int | None = None,
+    data_arg: str | Path | None,
     epochs: int | None = None,
     batch_size: int | None = None,
+    seed: int = 0,
     lr: float | None = None,
     eps: float | None = None,
     width: int | None = None,
-    seed: int = 0,
     **train_overrides: Any,
 ) -> dict[str, Any]:
     """Validate the options against the model and build the run's config (nothing written)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from moesuite.core.training import (
     torch_threads,
 )
 from moesuite.vision.advmoe.data import ImageData, load_data
+from moesuite.vision.advmoe.evaluate import attack_metrics
 from moesuite.vision.advmoe.evaluate import evaluate as evaluate_model
 from moesuite.vision.advmoe.plots import plot_robust_vs_flops, plot_usage
 from moesuite.vision.advmoe.runs import (
@@ -125,105 +127,95 @@ def _stamp(run: Path, kind: str, out: Path | None) -> Path:
     return out or Path(run) / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def evaluate(
+def _attack_run(
     run: Path,
     *,
-    data: Path | None = None,
-    steps: int | None = None,
+    mode: str,
     eps: float | None = None,
-    restarts: int | None = None,
-    threads: int | None = None,
-    device: str = "auto",
     seed: int = 0,
-    out: Path | None = None,
+    steps: int | None = None,
+    restarts: int | None = None,
+    device: str = "auto",
+    data: Path | None = None,
+    threads: int | None = None,
     quiet: bool = False,
+    out: Path | None = None,
 ) -> CommandResult:
-    """Clean, PGD-10 and PGD-50 (or PGD-``steps``) and router-attack accuracy, FLOPs, latency."""
+    """``eval`` (every metric, PGD-10 and PGD-50) or ``attack`` (PGD-``steps`` + router attack)."""
     with torch_threads(threads):
         config, model, own = load_run(run)
         d = load_data(data) if data is not None else own
         check_images(d)
-        eps = config["train"]["eps"] if eps is None else eps
-        metrics = evaluate_model(
-            model,
-            d.x_test,
-            d.y_test,
-            eps=eps,
-            steps=(steps,) if steps is not None else (10, 50),
-            restarts=restarts or 1,
-            num_classes=d.num_classes,
-            seed=seed,
-        )
-        path = _stamp(run, "eval", out)
+        eps = (config["train"]["eps"] if mode == "eval" else 0.3) if eps is None else eps
+        restarts = restarts or 1
+        if mode == "eval":
+            metrics = evaluate_model(
+                model,
+                d.x_test,
+                d.y_test,
+                eps=eps,
+                steps=(steps,) if steps is not None else (10, 50),
+                restarts=restarts,
+                num_classes=d.num_classes,
+                seed=seed,
+            )
+            summary = _report(config, metrics)
+        else:
+            metrics, summary = _attack_summary(model, config, d, eps, steps or 10, restarts, seed)
+        path = _stamp(run, mode, out)
         with run_directory(path) as ev:
             ev.write_config({"system": "advmoe", "run": str(run), "data": d.name, "eps": eps})
             ev.write_metrics(metrics)
-            if metrics["usage_per_class"] is not None:
-                plot_usage(
-                    ev.plot_path("usage_per_class"), metrics["usage_per_class"], row_label(config)
-                )
-    return CommandResult(Path(path), metrics, _report(config, metrics))
-
-
-def attack(
-    run: Path,
-    *,
-    eps: float | None = None,
-    steps: int | None = None,
-    restarts: int | None = None,
-    data: Path | None = None,
-    threads: int | None = None,
-    device: str = "auto",
-    seed: int = 0,
-    out: Path | None = None,
-) -> CommandResult:
-    """PGD (whole model, routers included) and the router-only attack on the held-out images."""
-    from moesuite.vision.advmoe.attacks import check_attack_args
-    from moesuite.vision.advmoe.evaluate import robust_accuracy, router_attack_metrics
-
-    eps = 0.3 if eps is None else eps
-    steps, restarts = steps or 10, restarts or 1
-    check_attack_args(eps, steps, restarts)
-    with torch_threads(threads):
-        config, model, own = load_run(run)
-        d = load_data(data) if data is not None else own
-        check_images(d)
-        x, y = d.x_test, d.y_test
-        metrics: dict[str, Any] = {"eps": eps, "steps": steps, "restarts": restarts, "n": len(x)}
-        metrics["pgd_acc"] = robust_accuracy(model, x, y, eps, steps, restarts, seed=seed)
-        metrics.update(router_attack_metrics(model, x, y, eps, steps, restarts, seed=seed))
-        path = _stamp(run, "attack", out)
-        with run_directory(path) as ev:
-            ev.write_config({"system": "advmoe", "run": str(run), "data": d.name})
-            ev.write_metrics(metrics)
-    router = (
-        f"; router-only attack: {100 * metrics['router_attack_acc']:.1f}% accuracy, "
-        f"{100 * metrics['router_flip_rate']:.0f}% of routing decisions flipped"
-        if metrics["router_attack_acc"] is not None
-        else ""
-    )
-    summary = (
-        f"{row_label(config)}: PGD-{steps} x{restarts} at eps {eps}: "
-        f"{100 * metrics['pgd_acc']:.1f}% robust accuracy{router}"
-    )
+            if metrics.get("usage_per_class") is not None:
+                usage = metrics["usage_per_class"]
+                plot_usage(ev.plot_path("usage_per_class"), usage, row_label(config))
     return CommandResult(Path(path), metrics, summary)
+
+
+def _attack_summary(model, config, d, eps, steps, restarts, seed) -> tuple[dict, str]:
+    x, y = d.x_test, d.y_test
+    whole = attack_metrics(model, x, y, eps, steps, restarts, "model", seed)
+    router = attack_metrics(model, x, y, eps, steps, restarts, "router", seed)
+    metrics: dict[str, Any] = {"eps": eps, "steps": steps, "restarts": restarts, "n": len(x)}
+    metrics.update(
+        pgd_acc=whole["acc"],
+        pgd_flip_rate=whole["flip_rate"],
+        router_attack_acc=router["acc"],
+        router_flip_rate=router["flip_rate"],
+    )
+    text = (
+        f"{row_label(config)}: PGD-{steps} x{restarts} at eps {eps}: "
+        f"{100 * whole['acc']:.1f}% robust accuracy"
+    )
+    if router["acc"] is not None:
+        text += (
+            f"; router-only attack: {100 * router['acc']:.1f}% accuracy, "
+            f"{100 * router['flip_rate']:.0f}% of routing decisions flipped"
+        )
+    return metrics, text
+
+
+#: ``moesuite vision eval RUN``: clean, PGD-10/PGD-50 and router-attack accuracy, FLOPs, latency
+evaluate = functools.partial(_attack_run, mode="eval")
+#: ``moesuite vision attack RUN``: PGD (whole model, routers included) and the router-only attack
+attack = functools.partial(_attack_run, mode="attack")
 
 
 def compare(
     models: list[str],
     *,
     data: Path | None = None,
+    seed: int = 0,
     epochs: int | None = None,
     batch_size: int | None = None,
     experts: int | None = None,
     scheme: str | None = None,
     eps: float | None = None,
+    quiet: bool = False,
     seeds: int | None = None,
     threads: int | None = None,
     device: str = "auto",
-    seed: int = 0,
     out: Path | None = None,
-    quiet: bool = False,
 ) -> CommandResult:
     """Train and evaluate each model for ``seeds`` seeds at equal epochs; one table, one PNG.
 
