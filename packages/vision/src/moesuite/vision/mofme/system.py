@@ -2,6 +2,10 @@
 
 Every function validates its inputs before it writes anything; run directories are written
 atomically and a restored folder appears only when every image is done.
+
+``SYSTEM`` is built on first access (a module ``__getattr__``): ``moesuite.vision.systems``
+imports this module while it builds its registry, so importing it here at module level would
+make importing this module first (doctests do) a circular import.
 """
 
 from __future__ import annotations
@@ -11,12 +15,19 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from moesuite.vision.mofme.model import MODELS
-from moesuite.vision.systems import CommandResult, VisionSystem
+if TYPE_CHECKING:
+    from moesuite.vision.systems import CommandResult, VisionSystem
 
-__all__ = ["SYSTEM", "train", "evaluate", "compare", "restore", "demo"]
+__all__ = ["SYSTEM", "train", "evaluate", "compare", "restore", "demo"]  # noqa: F822
+
+
+def _result(run_dir: Path, metrics: dict[str, Any], summary: str) -> CommandResult:
+    from moesuite.vision.systems import CommandResult
+
+    return CommandResult(run_dir, metrics, summary)
+
 
 # options the CLI may pass that only some models take
 _MOE_ONLY = ("experts", "uar")
@@ -107,7 +118,7 @@ def train(
         )
     m = result.metrics
     if not m:  # a DDP worker rank
-        return CommandResult(result.run_dir, m, "")
+        return _result(result.run_dir, m, "")
     per = ", ".join(f"{w} {v:.2f}" for w, v in m["val_psnr"].items())
     inp = ", ".join(f"{w} {v:.2f}" for w, v in m["val_input_psnr"].items())
     summary = (
@@ -115,7 +126,7 @@ def train(
         f"{m['parameters']['total']:,} parameters ({m['parameters']['moe_blocks']:,} in the "
         f"feed-forward blocks); {m['steps']} steps in {m['train_seconds']:.0f} s"
     )
-    return CommandResult(result.run_dir, m, summary)
+    return _result(result.run_dir, m, summary)
 
 
 def _test_data(data: Path | None, quiet: bool):
@@ -183,7 +194,7 @@ def evaluate(
     text += f", SSIM {metrics['ssim_mean']:.4f}; input {metrics['input_psnr_mean']:.2f} dB"
     if "clean_input_psnr" in metrics:
         text += f"; already-clean input kept at {metrics['clean_input_psnr']:.1f} dB"
-    return CommandResult(rd.final_path, metrics, text)
+    return _result(rd.final_path, metrics, text)
 
 
 def _test_strip(png: Path, model, test, tile: int, images: int = 2) -> None:
@@ -239,6 +250,7 @@ def compare(
         summarise,
         timing_rows,
     )
+    from moesuite.vision.mofme.model import MODELS
 
     for m in models:
         MODELS.get(m)
@@ -272,7 +284,7 @@ def compare(
         rd.write_metrics({"summary": summary, "timing": timings})
         if isinstance(test, WeatherTestSet):
             strip(rd.plot_path("strip"), firsts, test, budget.crop)
-    return CommandResult(rd.final_path, {"summary": summary}, table)
+    return _result(rd.final_path, {"summary": summary}, table)
 
 
 def restore(
@@ -327,7 +339,7 @@ def restore(
         f"restored {len(inputs)} image(s) ({', '.join(sizes[:4])}) with {config['model']} "
         f"in {seconds:.1f} s (tile {tile}) -> {out}"
     )
-    return CommandResult(out, {"images": len(inputs), "seconds": seconds}, summary)
+    return _result(out, {"images": len(inputs), "seconds": seconds}, summary)
 
 
 def demo(out_dir: Path) -> list[dict[str, Any]]:
@@ -366,13 +378,31 @@ def demo(out_dir: Path) -> list[dict[str, Any]]:
     ]
 
 
-SYSTEM = VisionSystem(
-    name="mofme",
-    help="MoFME all-weather restoration: FiLM experts on a shared FFN, uncertainty-aware router",
-    models=MODELS,
-    train=train,
-    evaluate=evaluate,
-    compare=compare,
-    demo=demo,
-    verbs={"restore": restore},
-)
+_SYSTEM: list[VisionSystem] = []
+
+
+def _system() -> VisionSystem:
+    from moesuite.vision.mofme.model import MODELS
+    from moesuite.vision.systems import VisionSystem  # may ask for SYSTEM again: built once
+
+    if not _SYSTEM:
+        _SYSTEM.append(
+            VisionSystem(
+                name="mofme",
+                help="MoFME all-weather restoration: FiLM experts on one shared FFN, "
+                "uncertainty-aware router",
+                models=MODELS,
+                train=train,
+                evaluate=evaluate,
+                compare=compare,
+                demo=demo,
+                verbs={"restore": restore},
+            )
+        )
+    return _SYSTEM[0]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SYSTEM":
+        return _system()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
