@@ -196,11 +196,13 @@ class _InterruptAtEpoch(L.Callback):
             raise KeyboardInterrupt
 
 
-def _train_dropout_net(path, callbacks=(), resume=False, epochs=3):
+def _train_dropout_net(path, callbacks=(), resume=False, epochs=3, own_generator=False):
     seed_everything(0)
     net = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Dropout(0.3), nn.Linear(32, 1))
     x = torch.randn(96, 8)
-    loader = DataLoader(TensorDataset(x, x.sum(1, keepdim=True)), batch_size=16, shuffle=True)
+    generator = torch.Generator().manual_seed(1) if own_generator else None
+    data = TensorDataset(x, x.sum(1, keepdim=True))
+    loader = DataLoader(data, batch_size=16, shuffle=True, generator=generator)
 
     def step(model, batch):
         return {"loss": nn.functional.mse_loss(model(batch[0]), batch[1])}
@@ -220,12 +222,15 @@ def _train_dropout_net(path, callbacks=(), resume=False, epochs=3):
     return net
 
 
-def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path):
-    straight = _train_dropout_net(tmp_path / "straight")
+@pytest.mark.parametrize("own_generator", [False, True], ids=["global-rng", "loader-generator"])
+def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, own_generator):
+    straight = _train_dropout_net(tmp_path / "straight", own_generator=own_generator)
     handler = signal.getsignal(signal.SIGINT)
     try:
         with pytest.raises(SystemExit):  # Lightning's graceful shutdown after Ctrl+C
-            _train_dropout_net(tmp_path / "cut", callbacks=[_InterruptAtEpoch(1)])
+            _train_dropout_net(
+                tmp_path / "cut", callbacks=[_InterruptAtEpoch(1)], own_generator=own_generator
+            )
     finally:
         signal.signal(signal.SIGINT, handler)  # Lightning ignores SIGINT after an interrupt
     cut = tmp_path / "cut"
@@ -234,7 +239,7 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path):
         json.loads(line)["epoch"]
         for line in (cut / "logs" / "metrics.jsonl").read_text().splitlines()
     ] == [0]
-    resumed = _train_dropout_net(cut, resume=True)
+    resumed = _train_dropout_net(cut, resume=True, own_generator=own_generator)
     assert not (cut / INTERRUPTED).exists()
     for (name, a), b in zip(
         straight.state_dict().items(), resumed.state_dict().values(), strict=True

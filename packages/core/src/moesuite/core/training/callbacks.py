@@ -114,23 +114,60 @@ class RoutingStatsCallback(L.Callback):
 
 
 class RNGStateCallback(L.Callback):
-    """Saves the python, numpy and torch RNG states in every checkpoint and restores them on resume.
+    """Saves every random generator a run draws from in its checkpoints; restores them on resume.
 
-    With it, a run resumed from its last checkpoint draws the same shuffles, dropout masks and
-    noise as the uninterrupted run would have (Lightning restores weights, optimiser, scheduler
-    and loop position, but not the random generators).
+    The python, numpy and torch global generators, and the ``torch.Generator`` of each training
+    loader that shuffles with its own (``DataLoader(generator=g)``; :func:`~.trainer.fit` hands
+    them over with :meth:`track`). With it, a run resumed from its last checkpoint draws the same
+    shuffles, dropout masks and noise as the uninterrupted run would have (Lightning restores
+    weights, optimiser, scheduler and loop position, but not the random generators). A
+    LightningDataModule that makes its own generators saves them in its own ``state_dict``.
     """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.generators: list[torch.Generator] = []
+
+    def track(self, loaders: Any) -> None:
+        """Follow the generators of ``loaders`` (a DataLoader, or a list/dict of them)."""
+        flat = (
+            list(loaders.values())
+            if isinstance(loaders, dict)
+            else list(loaders)
+            if isinstance(loaders, (list, tuple))
+            else [loaders]
+        )
+        self.generators = []
+        for loader in flat:
+            for g in (
+                getattr(loader, "generator", None),
+                getattr(getattr(loader, "sampler", None), "generator", None),
+            ):
+                if isinstance(g, torch.Generator) and all(g is not f for f in self.generators):
+                    self.generators.append(g)
 
     def state_dict(self) -> dict[str, Any]:
         from lightning.fabric.utilities.seed import _collect_rng_states
 
-        return {"rng": _collect_rng_states(include_cuda=torch.cuda.is_available())}
+        return {
+            "rng": _collect_rng_states(include_cuda=torch.cuda.is_available()),
+            "loader_generators": [g.get_state() for g in self.generators],
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         from lightning.fabric.utilities.seed import _set_rng_states
 
         if "rng" in state_dict:
             _set_rng_states(state_dict["rng"])
+        saved = state_dict.get("loader_generators", [])
+        if len(saved) != len(self.generators):
+            raise RuntimeError(
+                f"the checkpoint holds {len(saved)} training-loader generator state(s) but the "
+                f"resumed run's loaders have {len(self.generators)}; resume with the same data "
+                "settings."
+            )
+        for g, state in zip(self.generators, saved, strict=True):
+            g.set_state(state)
 
 
 class RunCheckpoint(ModelCheckpoint):

@@ -243,6 +243,10 @@ def fit(
             warnings.filterwarnings(
                 "ignore", message=r".*Experiment logs directory .* exists and is not empty.*"
             )
+        if train_dataloaders is not None:
+            for cb in trainer.callbacks:
+                if isinstance(cb, RNGStateCallback):
+                    cb.track(train_dataloaders)
         kwargs: dict[str, Any] = {"ckpt_path": str(ckpt) if ckpt is not None else None}
         if ckpt is not None:
             kwargs["weights_only"] = (
