@@ -49,6 +49,7 @@ __all__ = [
     "USER_ERRORS",
     "data_option",
     "out_option",
+    "threads_option",
     "ModelArg",
     "ModelsOption",
     "RunArg",
@@ -190,6 +191,11 @@ def out_option(help: str) -> Any:
     return Annotated[Path | None, typer.Option("--out", help=help)]
 
 
+def threads_option(help: str) -> Any:
+    """``--threads N`` with a help text true for the command's default."""
+    return Annotated[int | None, typer.Option("--threads", min=1, help=help)]
+
+
 def _check_device(value: str) -> str:
     if value not in ("auto", "cpu", "cuda", "gpu", "mps"):
         raise typer.BadParameter(f"{value!r} is not one of 'auto', 'cpu', 'cuda', 'mps'.")
@@ -234,12 +240,7 @@ ExpertsOption = Annotated[
     int | None,
     typer.Option("--experts", min=1, help="Number of routed experts (model default if omitted)."),
 ]
-ThreadsOption = Annotated[
-    int | None,
-    typer.Option(
-        "--threads", min=1, help="torch threads while the command runs (default: torch's)."
-    ),
-]
+ThreadsOption = threads_option("torch threads while the command runs (default: torch's).")
 DeviceOption = Annotated[
     str,
     typer.Option(
