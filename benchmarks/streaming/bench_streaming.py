@@ -232,6 +232,9 @@ def main() -> None:
     def work(job: tuple[str, int]) -> None:
         stream, seed = job
         job_models, n = plan(stream)
+        done_now = done_keys(a.out, run_id)  # another runner of the run may have done it
+        if all((stream, m, n, seed) in done_now for m in job_models):
+            return
         cmd = [sys.executable, __file__, "--job", stream, str(seed), "--n", str(n)]
         cmd += ["--chunk", str(a.chunk)] + [x for m in job_models for x in ("--models", m)]
         t0 = time.time()
