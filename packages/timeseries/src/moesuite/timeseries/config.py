@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from torch import nn
 from moesuite.core.training import INTERRUPTED, read_json
 from moesuite.timeseries.data import ForecastDataModule, SeriesTable, load_csv, make_synthetic
 from moesuite.timeseries.models import MODELS, Forecaster, create_model
+from moesuite.timeseries.recipes import Recipe, recipe_for
 
 __all__ = [
     "ForecastTrainConfig",
@@ -46,19 +47,19 @@ class ForecastTrainConfig:
         calendar: add calendar covariates from the timestamps (known in the future).
         protocol: split protocol (``auto``: ETT 12/4/4 months for ETT files, else 70/10/20).
         lookback: input length ``L``.
-        horizon: forecast length ``H``.
-        epochs: maximum epochs.
-        patience: early-stopping patience on the validation loss (``None``: off).
-        batch_size: training batch size (per device under DDP).
-        lr: peak learning rate (cosine schedule).
-        weight_decay: AdamW weight decay.
-        loss: ``mse``, ``mae`` or ``huber`` on the standardised scale.
+        horizon: forecast length ``H`` (a model that forecasts any horizon is trained once
+            and evaluated at every standard horizon that fits, and at ``H``).
+        epochs, patience, batch_size, lr, weight_decay, loss: overrides of the model's
+            training recipe (:mod:`~moesuite.timeseries.recipes`); ``None`` keeps the
+            recipe's value. ``patience`` 0 turns early stopping off.
         limit_train_batches: cap on training batches per epoch (``None``: all).
         limit_val_batches: cap on validation batches (``None``: all).
         seed: seed for initialisation and batching.
         synthetic_steps: rows of the generated series (generator only).
         synthetic_channels: channels of the generated series (generator only).
         model_options: model constructor overrides (``None`` values keep model defaults).
+        eval_horizons: the horizons a model that forecasts any horizon is scored at (default:
+            the standard horizons that fit, and ``horizon``).
         threads: torch intra-op threads while this run trains and evaluates (restored
             afterwards; ``None`` keeps torch's setting). Small models on a shared CPU run
             fastest with 1: more threads spin against other processes.
@@ -74,12 +75,12 @@ class ForecastTrainConfig:
     protocol: str = "auto"
     lookback: int = 96
     horizon: int = 24
-    epochs: int = 6
-    patience: int | None = 3
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    loss: str = "mse"
+    epochs: int | None = None
+    patience: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    weight_decay: float | None = None
+    loss: str | None = None
     limit_train_batches: int | float | None = None
     limit_val_batches: int | float | None = None
     seed: int = 0
@@ -87,14 +88,27 @@ class ForecastTrainConfig:
     synthetic_channels: int = 4
     model_options: dict[str, Any] = field(default_factory=dict)
     threads: int | None = 1
+    eval_horizons: list[int] | None = None
 
     def __post_init__(self) -> None:
-        if self.loss not in LOSSES:
+        if self.loss is not None and self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}.")
-        if self.epochs < 1:
+        if self.epochs is not None and self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}.")
         if self.data is not None:
             self.data = str(self.data)
+
+    def recipe(self) -> Recipe:
+        """The model's recipe with this config's overrides applied."""
+        base = recipe_for(self.model)
+        over = {
+            k: getattr(self, k)
+            for k in ("epochs", "batch_size", "lr", "weight_decay", "loss")
+            if getattr(self, k) is not None
+        }
+        if self.patience is not None:
+            over["patience"] = self.patience or None
+        return replace(base, **over)
 
 
 def load_table(cfg: ForecastTrainConfig, data: str | Path | None = None) -> SeriesTable:
@@ -111,18 +125,26 @@ def load_table(cfg: ForecastTrainConfig, data: str | Path | None = None) -> Seri
     )
 
 
-def build_datamodule(cfg: ForecastTrainConfig, table: SeriesTable) -> ForecastDataModule:
-    """Windows of ``table`` as ``cfg`` describes them."""
-    return ForecastDataModule(
+def build_datamodule(
+    cfg: ForecastTrainConfig, table: SeriesTable, horizon: int | None = None
+) -> ForecastDataModule:
+    """Windows of ``table`` as ``cfg`` describes them, batched as the model's recipe says.
+
+    ``horizon`` future steps per window (default ``cfg.horizon``).
+    """
+    recipe = cfg.recipe()
+    dm = ForecastDataModule(
         table,
         lookback=cfg.lookback,
-        horizon=cfg.horizon,
+        horizon=horizon or cfg.horizon,
         protocol=cfg.protocol,
-        batch_size=cfg.batch_size,
+        batch_size=recipe.batch_size,
         covariates=True,
         calendar=cfg.calendar,
         seed=cfg.seed,
     )
+    dm.drop_last = recipe.drop_last
+    return dm
 
 
 def build_model(cfg: ForecastTrainConfig, dm: ForecastDataModule) -> Forecaster:

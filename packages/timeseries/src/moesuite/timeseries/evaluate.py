@@ -1,13 +1,15 @@
 """Test metrics and the side-by-side report: MSE/MAE per horizon, routing, runs on any CSV.
 
-:func:`evaluate_model` scores a forecaster on evaluation batches (errors per forecast step on
-the standardised scale, routing by patch position for MoE layers); :func:`evaluate_run` does it
-for a trained run directory on any CSV with the run's columns; :func:`result_row`,
+:func:`evaluate_horizons` scores a forecaster on every window of a split at each horizon
+(errors per forecast step on the standardised scale, routing by patch position for MoE layers;
+a model that forecasts any horizon is rolled out once per window); :func:`evaluate_run` does it
+for a trained run directory on any CSV with the run's columns; :func:`result_rows`,
 :func:`average_rows` and :func:`format_table` turn runs into the comparison table.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,7 +18,6 @@ from typing import Any
 import numpy as np
 import torch
 from rich.progress import track
-from torch import nn
 
 from moesuite.core.recorder import RoutingRecorder
 from moesuite.core.stats import routing_summary
@@ -29,12 +30,12 @@ from moesuite.timeseries.plots import plot_expert_usage_by_position, plot_foreca
 __all__ = [
     "STANDARD_HORIZONS",
     "ForecastErrors",
-    "evaluate_model",
-    "describe_errors",
+    "evaluate_horizons",
+    "horizons_summary",
     "sample_windows",
     "evaluate_run",
     "check_compatible",
-    "result_row",
+    "result_rows",
     "average_rows",
     "format_table",
 ]
@@ -51,6 +52,7 @@ class ForecastErrors:
         sq: ``[H]`` summed squared errors per step.
         abs: ``[H]`` summed absolute errors per step.
         count: values summed per step (windows x channels).
+        windows: windows scored.
         routing: per MoE layer, ``[N, E]`` assignment counts by patch position and expert.
         routing_stats: per MoE layer, mean of :func:`moesuite.core.stats.routing_summary`
             over batches.
@@ -59,6 +61,7 @@ class ForecastErrors:
     sq: np.ndarray
     abs: np.ndarray
     count: int = 0
+    windows: int = 0
     routing: dict[str, np.ndarray] = field(default_factory=dict)
     routing_stats: dict[str, dict[str, float]] = field(default_factory=dict)
 
@@ -87,46 +90,67 @@ class ForecastErrors:
 
 
 @torch.no_grad()
-def evaluate_model(
-    model: nn.Module,
-    batches: Iterable[dict[str, torch.Tensor]],
-    n_patches: int | None = None,
+def evaluate_horizons(
+    model: Forecaster,
+    dm: ForecastDataModule,
+    split: str,
+    horizons: Sequence[int],
+    stride: int = 1,
+    batch_size: int = 256,
     progress: bool = False,
-) -> ForecastErrors:
-    """Run ``model`` over evaluation batches and accumulate errors and routing.
+) -> dict[int, ForecastErrors]:
+    """Score ``model`` on ``split`` at every horizon, each on its own complete window set.
 
-    Args:
-        model: a forecaster (``model(x, z_past, z_future)``: a ``[B, H, C]`` forecast or a
-            :class:`~moesuite.core.output.MoEOutput` holding one).
-        batches: dicts with ``x``, ``y``, ``z_past``, ``z_future`` (a DataLoader).
-        n_patches: ``N`` tokens per series, to attribute routed tokens to patch positions
-            (the MoE layers see ``B * C * N`` tokens in that order).
-        progress: show a progress bar over the batches.
+    The windows of horizon ``h`` are all windows of the split with ``h`` future steps (every
+    one scored, no dropped last batch). A model that forecasts any horizon is rolled out once
+    per window, as far as the longest horizon that window belongs to, and every shorter
+    horizon is scored on the first steps of that same forecast; a direct model is scored at
+    its own horizon only. ``stride`` > 1 scores every ``stride``-th window (a cheaper
+    validation estimate).
+
+    Returns:
+        ``{h: ForecastErrors}`` (routing recorded over all passes of all windows).
     """
+    hs = sorted({int(h) for h in horizons})
+    if not getattr(model, "any_horizon", False) and hs != [model.horizon]:
+        raise ValueError(f"a direct forecaster is scored at its horizon {model.horizon}, got {hs}.")
+    n_windows = {h: len(dm.dataset(split, h)) for h in hs}
+    errors = {h: ForecastErrors(np.zeros(h), np.zeros(h)) for h in hs}
     was_training = model.training
     model.eval()
-    sq = ab = None
-    count = 0
+    recorder = RoutingRecorder(model, detach=True)
     routing: dict[str, torch.Tensor] = {}
     stats: dict[str, list[dict[str, float]]] = {}
-    recorder = RoutingRecorder(model, detach=True)
+    n_patches = getattr(model, "n_patches", None)
+    groups = []  # (horizon to roll out, window indices needing exactly that horizon)
+    for j, h in enumerate(reversed(hs)):
+        lo = 0 if j == 0 else n_windows[hs[len(hs) - j]]
+        groups.append((h, [i for i in range(lo, n_windows[h]) if i % stride == 0]))
+    batches = [
+        (h, idx[k : k + batch_size]) for h, idx in groups for k in range(0, len(idx), batch_size)
+    ]
     if progress:
-        batches = track(batches, description="evaluating", transient=True)
+        batches = track(batches, description=f"evaluating {split}", transient=True)
     try:
-        for batch in batches:
+        for h, idx in batches:
+            ds = dm.dataset(split, h)
+            items = [ds[i] for i in idx]
+            b = {k: torch.stack([it[k] for it in items]) for k in items[0]}
             recorder.clear()
             recorder.start()
-            pred = as_moe_output(model(batch["x"], batch["z_past"], batch["z_future"])).output
+            pred = as_moe_output(model(b["x"], b["z_past"], b["z_future"], h)).output
             recorder.stop()
-            err = pred - batch["y"]
-            s, a = (err**2).sum((0, 2)).double(), err.abs().sum((0, 2)).double()
-            sq = s if sq is None else sq + s
-            ab = a if ab is None else ab + a
-            count += err.shape[0] * err.shape[2]
+            err = (pred - b["y"]).double()
+            for g in hs:
+                if g <= h:
+                    errors[g].sq += (err[:, :g] ** 2).sum((0, 2)).numpy()
+                    errors[g].abs += err[:, :g].abs().sum((0, 2)).numpy()
+                    errors[g].count += err.shape[0] * err.shape[2]
+                    errors[g].windows += err.shape[0]
             for rec in recorder.records:
-                plan = rec.output.plan
                 stats.setdefault(rec.name, []).append(routing_summary(rec.output))
                 if n_patches:
+                    plan = rec.output.plan
                     E = plan.num_experts
                     flat = (plan.token_idx % n_patches) * E + plan.expert_idx
                     c = torch.bincount(flat, minlength=n_patches * E).reshape(n_patches, E)
@@ -134,37 +158,54 @@ def evaluate_model(
     finally:
         recorder.stop()
         model.train(was_training)
-    if sq is None or ab is None:
-        raise ValueError("no evaluation windows: the split is empty.")
-    return ForecastErrors(
-        sq=sq.numpy(),
-        abs=ab.numpy(),
-        count=count,
-        routing={k: v.numpy() for k, v in routing.items()},
-        routing_stats={k: _mean_dicts(v) for k, v in stats.items()},
-    )
+    if any(e.count == 0 for e in errors.values()):
+        raise ValueError(f"no {split} windows to score at horizons {hs}.")
+    for e in errors.values():
+        e.routing = {k: v.numpy() for k, v in routing.items()}
+        e.routing_stats = {k: _mean_dicts(v) for k, v in stats.items()}
+    return errors
+
+
+def horizons_summary(errors: dict[int, ForecastErrors], stride: int = 1) -> dict[str, Any]:
+    """JSON-ready ``{"by_horizon": {h: {mse, mae, windows}}, "mse", "mae", "routing"}``.
+
+    ``mse``/``mae`` are the averages over the horizons.
+    """
+    by_h = {
+        str(h): {"mse": e.mse(), "mae": e.mae(), "windows": e.windows} for h, e in errors.items()
+    }
+    first = next(iter(errors.values()))
+    return {
+        "by_horizon": by_h,
+        "mse": float(np.mean([v["mse"] for v in by_h.values()])),
+        "mae": float(np.mean([v["mae"] for v in by_h.values()])),
+        "stride": stride,
+        "routing": first.routing_stats,
+    }
 
 
 def _mean_dicts(rows: Sequence[dict[str, float]]) -> dict[str, float]:
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
 
 
-def describe_errors(errors: ForecastErrors) -> dict[str, Any]:
-    """JSON-ready metrics and routing statistics."""
-    return {**errors.summary(), "routing": errors.routing_stats}
-
-
 def sample_windows(
-    model: Forecaster, dm: ForecastDataModule, split: str, n: int = 3
+    model: Forecaster,
+    dm: ForecastDataModule,
+    split: str,
+    n: int = 3,
+    horizon: int | None = None,
+    index: int | None = None,
 ) -> list[dict[str, np.ndarray]]:
-    """``n`` evenly spaced windows of ``split`` with the model's forecast (for plots)."""
-    ds = dm.dataset(split)
+    """``n`` evenly spaced windows of ``split`` (or the window ``index``) with the forecast."""
+    h = horizon or model.horizon
+    ds = dm.dataset(split, h)
     out = []
     model.eval()
+    picks = [index] if index is not None else np.linspace(0, len(ds) - 1, n).astype(int)
     with torch.no_grad():
-        for i in np.linspace(0, len(ds) - 1, n).astype(int):
+        for i in picks:
             b = ds[int(i)]
-            pred = model.predict(b["x"][None], b["z_past"][None], b["z_future"][None])[0]
+            pred = model.predict(b["x"][None], b["z_past"][None], b["z_future"][None], h)[0]
             out.append({"x": b["x"].numpy(), "y": b["y"].numpy(), "pred": pred.numpy()})
     return out
 
@@ -206,16 +247,23 @@ def evaluate_run(
             f"{data}: {dm.n_covariates} covariate columns ({dm.covariate_names}) but the run "
             f"expects {expected} ({config['data']['covariate_columns']})."
         )
-    loader = torch.utils.data.DataLoader(dm.dataset(split), batch_size=2 * cfg.batch_size)
-    errors = evaluate_model(model, loader, getattr(model, "n_patches", None), progress)
+    horizons = config.get("horizons") or [cfg.horizon]
+    if not model.any_horizon:
+        horizons = [cfg.horizon]
+    with contextlib.ExitStack() as stack:
+        if split == "test":  # a trained run's evaluation is a final evaluation
+            stack.enter_context(dm.final_evaluation())
+        errors = evaluate_horizons(model, dm, split, horizons, progress=progress)
+        samples = sample_windows(model, dm, split, horizon=max(horizons))
+    last = errors[max(horizons)]
     metrics = {
         "run_dir": str(run_dir),
         "data": table.name,
         "split": split,
         "lookback": cfg.lookback,
-        "horizon": cfg.horizon,
-        "windows": len(dm.dataset(split)),
-        split: describe_errors(errors),
+        "horizons": horizons,
+        "windows": {str(h): e.windows for h, e in errors.items()},
+        split: horizons_summary(errors),
     }
     path = Path(out) if out is not None else default_run_path("runs", "timeseries", "eval")
     with run_directory(path) as run:
@@ -230,31 +278,42 @@ def evaluate_run(
         )
         run.write_metrics(metrics)
         plot_forecasts(
-            sample_windows(model, dm, split),
+            samples,
             run.plot_path("forecast_vs_truth"),
             channel_name=table.columns[-1],
             title=f"{config['model']} on {table.name} ({split}, standardised)",
         )
-        if errors.routing:
-            plot_expert_usage_by_position(errors.routing, run.plot_path("expert_usage_by_position"))
+        if last.routing:
+            plot_expert_usage_by_position(last.routing, run.plot_path("expert_usage_by_position"))
     return path, metrics
 
 
-def result_row(metrics: dict[str, Any], run_dir: Path | None = None) -> dict[str, Any]:
-    """The flat row of one run's ``metrics.json``."""
-    return {
-        "model": metrics["model"],
-        "data": metrics["data"],
-        "lookback": metrics["lookback"],
-        "horizon": metrics["horizon"],
-        "mse": metrics["test"]["mse"],
-        "mae": metrics["test"]["mae"],
-        "val_mse": metrics["val"]["mse"],
-        "params": metrics["parameters"],
-        "epochs_run": metrics["epochs_run"],
-        "seconds": round(metrics["seconds"], 1),
-        "run_dir": str(run_dir) if run_dir else None,
-    }
+def result_rows(metrics: dict[str, Any], run_dir: Path | None = None) -> list[dict[str, Any]]:
+    """One flat row per horizon of a run's ``metrics.json`` (test and validation figures)."""
+    rows = []
+    for h, test in metrics["test"]["by_horizon"].items():
+        val = metrics["val"]["by_horizon"][h]
+        rows.append(
+            {
+                "model": metrics["model"],
+                "data": metrics["data"],
+                "lookback": metrics["lookback"],
+                "seed": metrics.get("seed", 0),
+                "horizon": int(h),
+                "mse": test["mse"],
+                "mae": test["mae"],
+                "test_windows": test["windows"],
+                "val_mse": val["mse"],
+                "val_windows": val["windows"],
+                "val_stride": metrics["val"]["stride"],
+                "params": metrics["parameters"],
+                "epochs_run": metrics["epochs_run"],
+                "train_seconds": round(metrics["train_seconds"], 1),
+                "seconds": round(metrics["seconds"], 1),
+                "run_dir": str(run_dir) if run_dir else None,
+            }
+        )
+    return rows
 
 
 def average_rows(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:

@@ -14,7 +14,12 @@ import numpy as np
 
 from moesuite.core.plotting import save_figure
 
-__all__ = ["plot_forecasts", "plot_expert_usage_by_position", "plot_comparison"]
+__all__ = [
+    "plot_forecasts",
+    "plot_expert_usage_by_position",
+    "plot_comparison",
+    "plot_forecast_comparison",
+]
 
 
 def _figure(figsize: tuple[float, float]) -> Any:
@@ -103,4 +108,27 @@ def plot_comparison(
     ax.set_ylabel(f"test {metric.upper()} (standardised)")
     ax.legend(fontsize=8)
     ax.set_title(title or f"test {metric.upper()} by horizon")
+    return save_figure(fig, path, dpi=100)
+
+
+def plot_forecast_comparison(
+    past: np.ndarray,
+    truth: np.ndarray,
+    forecasts: Mapping[str, np.ndarray],
+    path: str | Path,
+    ylabel: str = "",
+    title: str = "",
+) -> Path:
+    """Several models' forecasts of one window against the truth, after the end of its input."""
+    fig = _figure((10, 4))
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot(np.arange(-len(past), 0), past, color="0.4", lw=1, label="input")
+    ax.plot(np.arange(len(truth)), truth, color="k", lw=1.5, label="truth")
+    for name, y in forecasts.items():
+        ax.plot(np.arange(len(y)), y, lw=1.1, label=name)
+    ax.axvline(-0.5, color="0.7", ls="--", lw=0.8)
+    ax.set_xlabel("steps after the input window")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8, ncol=2)
     return save_figure(fig, path, dpi=100)

@@ -5,7 +5,7 @@ directory is created, trains with :class:`moesuite.core.training.MoESystem` and
 :func:`~moesuite.core.training.make_trainer` (early stopping on the validation task loss, best
 and last checkpoints), reloads the best weights, and writes::
 
-    config.json                  the ForecastTrainConfig, model arguments, data columns, scalers
+    config.json                  the ForecastTrainConfig, its recipe, model arguments, data, scalers
     metrics.json                 test/val MSE and MAE (standardised) per horizon, routing stats
     checkpoints/best.ckpt        Lightning checkpoints (trainable models; last.ckpt for --resume)
     checkpoints/model.pt         the model's state_dict (what eval/forecast load)
@@ -13,9 +13,13 @@ and last checkpoints), reloads the best weights, and writes::
     plots/forecast_vs_truth.png  test windows
     plots/expert_usage_by_position.png  (MoE models)
 
-The training step (:func:`forecast_step`) adds the model's router aux losses to the task loss
-and logs both. A run interrupted by Ctrl+C keeps its directory (marked ``INTERRUPTED``) and
-:func:`resume_forecaster` continues it in place from its last checkpoint.
+Each model trains with its recipe (:mod:`~moesuite.timeseries.recipes`; config values
+override it). The training step (:func:`forecast_step`) scores the model's training output
+against its target (:meth:`~moesuite.timeseries.models.Forecaster.training_pair`), adds the
+routers' aux losses and logs both; early stopping and the best checkpoint follow the validation
+MSE of the forecast. Only then are the test windows opened, once, for the final evaluation at
+every horizon the model serves. A run interrupted by Ctrl+C keeps its directory (marked
+``INTERRUPTED``) and :func:`resume_forecaster` continues it in place from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -24,7 +28,6 @@ import functools
 import json
 import math
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -37,7 +40,6 @@ from torch import nn
 from moesuite.core.training import (
     INTERRUPTED,
     MoESystem,
-    OptimConfig,
     RunDirectory,
     default_run_path,
     fit,
@@ -56,20 +58,23 @@ from moesuite.timeseries.config import (
     n_parameters,
 )
 from moesuite.timeseries.data import ForecastDataModule, SeriesTable
+from moesuite.timeseries.data.splits import split_borders
 from moesuite.timeseries.evaluate import (
+    STANDARD_HORIZONS,
     average_rows,
-    describe_errors,
-    evaluate_model,
+    evaluate_horizons,
     format_table,
-    result_row,
+    horizons_summary,
+    result_rows,
     sample_windows,
 )
-from moesuite.timeseries.models import MODELS, Forecaster, as_moe_output, model_options
+from moesuite.timeseries.models import MODELS, Forecaster, model_options
 from moesuite.timeseries.plots import (
     plot_comparison,
     plot_expert_usage_by_position,
     plot_forecasts,
 )
+from moesuite.timeseries.recipes import Recipe, lr_factor
 
 __all__ = [
     "ForecastTrainConfig",
@@ -79,24 +84,41 @@ __all__ = [
     "compare_models",
     "run_comparison",
     "forecast_step",
-    "ForecastSystem",
+    "RecipeSystem",
+    "eval_horizons",
 ]
 
-#: the metric early stopping and the best checkpoint follow: the task loss, aux losses excluded
-MONITOR = "val/task_loss"
+#: the metric early stopping and the best checkpoint follow: the validation forecast's MSE
+MONITOR = "val/mse"
+#: validation windows scored per roll-out model when choosing a lookback (every 8th)
+VAL_STRIDE_ANY_HORIZON = 8
 
 
-class ForecastSystem(MoESystem):
-    """:class:`MoESystem` whose epoch metrics are averaged over the processes of a DDP run.
+class RecipeSystem(MoESystem):
+    """:class:`MoESystem` whose optimiser and learning-rate schedule follow a :class:`Recipe`.
 
-    Under DDP each process sees a share of the validation windows; without ``sync_dist`` early
-    stopping and the best checkpoint would follow rank 0's share only (and Lightning warns
-    about it). On one process nothing changes.
+    Adam(W) with the recipe's betas and weight decay; the schedule (:func:`lr_factor`) is
+    applied per step, so per-epoch schedules change at epoch boundaries and the warm-up and
+    cosine of MoHETS move every step.
     """
 
-    def log(self, name: str, value: Any, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("sync_dist", self.trainer.world_size > 1)
-        super().log(name, value, *args, **kwargs)
+    def __init__(self, model: nn.Module, step_fn: Callable[..., Any], recipe: Recipe):
+        super().__init__(model, step_fn, max_epochs=recipe.epochs)
+        self.recipe = recipe
+
+    def configure_optimizers(self) -> Any:
+        r = self.recipe
+        opt = torch.optim.AdamW(
+            self.model.parameters(), lr=r.lr, betas=r.betas, weight_decay=r.weight_decay
+        )
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        per_epoch = max(total // max(r.epochs, 1), 1)
+
+        def factor(step: int) -> float:
+            return lr_factor(r, step, step // per_epoch, total)
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
 @dataclass
@@ -110,32 +132,54 @@ class TrainResult:
 
 
 def forecast_step(
-    model: nn.Module, batch: dict[str, torch.Tensor], loss: str = "mse"
+    model: Forecaster, batch: dict[str, torch.Tensor], loss: str = "mse", delta: float = 1.0
 ) -> dict[str, torch.Tensor]:
-    """The step function for :class:`MoESystem`: forecast the window, score it, add aux losses.
+    """The step function for :class:`MoESystem`: the model's training output, its loss, aux.
 
-    Returns ``loss = task_loss + aux_loss`` (what is minimised and logged), the task loss,
-    the routers' weighted aux losses (0 for models without routers), MSE and MAE.
+    Returns ``loss = task_loss + aux_loss`` (what is minimised), the task loss on the model's
+    training target, the routers' weighted aux losses (0 for models without routers), and the
+    MSE and MAE of the forecast of ``y`` (the last ``H`` steps of the output: early stopping
+    and the best checkpoint follow ``val/mse``).
     """
-    out = as_moe_output(model(batch["x"], batch["z_past"], batch["z_future"]))
+    out, target = model.training_pair(batch)
     pred = out.output
-    err = pred - batch["y"]
-    mse, mae = (err**2).mean(), err.abs().mean()
     if loss == "mse":
-        task = mse
+        task = nn.functional.mse_loss(pred, target)
     elif loss == "mae":
-        task = mae
+        task = nn.functional.l1_loss(pred, target)
     else:
-        task = nn.functional.huber_loss(pred, batch["y"])
+        task = nn.functional.huber_loss(pred, target, delta=delta)
+    err = pred[:, -batch["y"].shape[1] :] - batch["y"]
     aux = out.aux_loss
     return {
         "loss": task + aux,
         "task_loss": task,
         "aux_loss": aux,
-        "mse": mse,
-        "mae": mae,
+        "mse": (err**2).mean(),
+        "mae": err.abs().mean(),
         "batch_size": int(pred.shape[0]),
     }
+
+
+def eval_horizons(cfg: ForecastTrainConfig, model: Forecaster, dm: ForecastDataModule) -> list[int]:
+    """The horizons a trained model is scored at.
+
+    A direct model: its horizon. A model that forecasts any horizon: every standard horizon
+    (96, 192, 336, 720) whose windows fit in the validation and test splits, and ``cfg.horizon``.
+    """
+    if not model.any_horizon:
+        return [cfg.horizon]
+    if cfg.eval_horizons:
+        return sorted({int(h) for h in cfg.eval_horizons} | {cfg.horizon})
+
+    def fits(h: int) -> bool:
+        try:
+            split_borders(len(dm.table), cfg.lookback, h, dm.split.protocol, dm.table.name)
+        except ValueError:
+            return False
+        return True
+
+    return sorted({h for h in STANDARD_HORIZONS if fits(h)} | {cfg.horizon})
 
 
 def train_forecaster(
@@ -165,9 +209,8 @@ def train_forecaster(
         start = time.perf_counter()
         MODELS.get(cfg.model)  # unknown names fail first
         table = load_table(cfg)
-        dm = build_datamodule(cfg, table)
-        seed_everything(cfg.seed)
-        model = build_model(cfg, dm)
+        dm, model = _data_and_model(cfg, table)
+        horizons = eval_horizons(cfg, model, dm)
         path = (
             Path(out) if out is not None else default_run_path(runs_root, "timeseries", cfg.model)
         )
@@ -175,6 +218,8 @@ def train_forecaster(
             run.write_config(
                 {
                     "train": asdict(cfg),
+                    "recipe": asdict(cfg.recipe()),
+                    "horizons": horizons,
                     "model": cfg.model,
                     "model_class": type(model).__name__,
                     "model_config": model.get_config(),
@@ -217,13 +262,29 @@ def resume_forecaster(
     with torch_threads(cfg.threads):
         start = time.perf_counter()
         table = load_table(cfg)
-        dm = build_datamodule(cfg, table)
-        seed_everything(cfg.seed)
-        model = build_model(cfg, dm)
+        dm, model = _data_and_model(cfg, table)
         with resume_run_directory(run_dir) as run:
             return _fit_and_report(
                 cfg, model, dm, table, run, start, progress, lightning, callbacks, resume=True
             )
+
+
+def _data_and_model(
+    cfg: ForecastTrainConfig, table: SeriesTable
+) -> tuple[ForecastDataModule, Forecaster]:
+    """The model (seeded) and the data module of its training windows.
+
+    Raises ``ValueError`` (before anything is trained or written) when the horizon's windows
+    do not fit the data.
+    """
+    build_datamodule(cfg, table)  # the requested horizon must fit every split
+    dm = build_datamodule(cfg, table)
+    seed_everything(cfg.seed)
+    model = build_model(cfg, dm)
+    h = model.train_horizon(cfg.horizon)
+    if h != dm.horizon:
+        dm = build_datamodule(cfg, table, horizon=h)
+    return dm, model
 
 
 def _describe_data(table: SeriesTable, dm: ForecastDataModule) -> dict[str, Any]:
@@ -247,7 +308,7 @@ def _log_interval(
     devices = (lightning or {}).get("devices", 1)
     n_devices = len(devices) if isinstance(devices, list) else devices
     n_devices = n_devices if isinstance(n_devices, int) and n_devices > 0 else 1
-    steps = math.ceil(len(dm.dataset("train")) / (cfg.batch_size * n_devices))
+    steps = math.ceil(len(dm.dataset("train")) / (dm.batch_size * n_devices))
     if isinstance(cfg.limit_train_batches, int):
         steps = min(steps, cfg.limit_train_batches)
     return max(1, min(10, steps))
@@ -267,33 +328,28 @@ def _fit_and_report(
 ) -> TrainResult:
     """Fit (trainable models), reload the best weights, evaluate, write metrics and plots."""
     epochs_run = 0
+    recipe = cfg.recipe()
     if model.trainable:
         trainer = make_trainer(
             run.path,
-            max_epochs=cfg.epochs,
+            max_epochs=recipe.epochs,
             seed=cfg.seed,
             progress=progress,
             monitor=MONITOR,
-            early_stopping_patience=cfg.patience,
+            early_stopping_patience=recipe.patience,
             limit_train_batches=cfg.limit_train_batches,
             limit_val_batches=cfg.limit_val_batches,
-            gradient_clip_val=1.0,
+            gradient_clip_val=recipe.grad_clip,
             callbacks=callbacks,
             log_every_n_steps=_log_interval(cfg, dm, lightning),
             **(lightning or {}),
         )
-        system = ForecastSystem(
+        system = RecipeSystem(
             model,
-            functools.partial(forecast_step, loss=cfg.loss),
-            OptimConfig(lr=cfg.lr, weight_decay=cfg.weight_decay, schedule="cosine"),
-            max_epochs=cfg.epochs,
+            functools.partial(forecast_step, loss=recipe.loss, delta=recipe.huber_delta),
+            recipe,
         )
-        with warnings.catch_warnings():
-            # Lightning 2.6 calls a torch pytree API that torch 2.14 deprecated (not our code)
-            warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
-            # the windows are in-memory tensors: loader worker processes would only cost time
-            warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
-            fit(trainer, system, datamodule=dm, resume=run.path if resume else None)
+        fit(trainer, system, datamodule=dm, resume=run.path if resume else None)
         if trainer.global_rank != 0:  # a DDP worker: rank 0 evaluates and writes the run
             return TrainResult(run.path, {}, model, time.perf_counter() - start)
         epochs_run = trainer.current_epoch
@@ -303,38 +359,45 @@ def _fit_and_report(
             model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
     model.cpu()
     torch.save(model.state_dict(), run.file("checkpoints/model.pt"))
-    test = evaluate_model(model, dm.test_dataloader(), getattr(model, "n_patches", None))
-    val = evaluate_model(model, dm.val_dataloader())
-    seconds = time.perf_counter() - start
+    horizons = eval_horizons(cfg, model, dm)
+    stride = VAL_STRIDE_ANY_HORIZON if model.any_horizon else 1
+    val = evaluate_horizons(model, dm, "val", horizons, stride=stride)
+    train_seconds = time.perf_counter() - start
+    with dm.final_evaluation():  # the only place the test windows are read
+        test = evaluate_horizons(model, dm, "test", horizons, progress=progress)
+        samples = sample_windows(model, dm, "test", horizon=max(horizons))
     metrics = {
         "model": cfg.model,
         "data": table.name,
         "lookback": cfg.lookback,
         "horizon": cfg.horizon,
+        "horizons": horizons,
         "protocol": dm.split.protocol,
-        "test": describe_errors(test),
-        "val": val.summary(),
+        "seed": cfg.seed,
+        "test": horizons_summary(test),
+        "val": horizons_summary(val, stride),
         "parameters": n_parameters(model),
         "epochs_run": epochs_run,
-        "seconds": seconds,
-        "test_windows": len(dm.dataset("test")),
+        "train_seconds": train_seconds,
+        "seconds": time.perf_counter() - start,
     }
     run.write_metrics(metrics)
     channel = len(table.columns) - 1
     plot_forecasts(
-        sample_windows(model, dm, "test"),
+        samples,
         run.plot_path("forecast_vs_truth"),
         channel=channel,
         channel_name=table.columns[channel],
         title=f"{cfg.model} on {table.name}: test windows (standardised)",
     )
-    if test.routing:
+    last = test[max(horizons)]
+    if last.routing:
         plot_expert_usage_by_position(
-            test.routing,
+            last.routing,
             run.plot_path("expert_usage_by_position"),
             title=f"{cfg.model}: expert usage by patch position (test)",
         )
-    return TrainResult(run.final_path, metrics, model, seconds)
+    return TrainResult(run.final_path, metrics, model, metrics["seconds"])
 
 
 def compare_models(
@@ -347,49 +410,54 @@ def compare_models(
     jsonl: str | Path | None = None,
     lightning: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Train and test every model at every horizon with ``base``'s data and budget.
+    """Train and test every model at every horizon on ``base``'s data, each with its recipe.
 
-    All inputs are validated (model names, data, window sizes at every horizon) before
-    anything is trained. Each run is written to ``runs_dir/<model>-L<lookback>-H<horizon>``.
+    A model that forecasts any horizon is trained once and scored at every horizon; the
+    others are trained per horizon. All inputs are validated (model names, options, data,
+    window sizes at every horizon) before anything is trained. Each run is written to
+    ``runs_dir/<model>-L<lookback>[-H<horizon>]``.
 
     Args:
         models: registered model names.
-        base: shared settings (``model`` and ``horizon`` are replaced per run); each model
-            gets the ``model_options`` it takes (e.g. ``d_model`` reaches MoHETS and PatchTST,
-            not DLinear), and an option no model takes is an error.
+        base: shared settings (``model`` and ``horizon`` are replaced per run; ``None``
+            training settings keep each model's recipe, as the benchmark does); each model
+            gets the ``model_options`` it takes, and an option no model takes is an error.
         horizons: forecast lengths.
         runs_dir: parent of the per-run directories.
         progress: progress bars.
-        on_row: called with each result row as soon as it exists (it may add entries).
+        on_row: called with each result row as soon as it exists.
         jsonl: append each row as a JSON line to this file as soon as it exists.
         lightning: ``accelerator``/``devices``/``strategy`` for every run's trainer.
 
     Returns:
-        One row per (horizon, model), see :func:`~moesuite.timeseries.evaluate.result_row`.
+        One row per (model, horizon), see :func:`~moesuite.timeseries.evaluate.result_rows`.
     """
     if not models or not horizons:
         raise ValueError("give at least one model and one horizon.")
+    hs = sorted({int(h) for h in horizons})
     accepted = {m: model_options(m) for m in models}
     unused = sorted(k for k in base.model_options if not any(k in a for a in accepted.values()))
     if unused:
         raise ValueError(f"model options {unused} are taken by none of the models {list(models)}.")
     table = load_table(base)
-    for h in horizons:
-        build_datamodule(replace(base, horizon=int(h)), table)  # raises on too few rows
+    for h in hs:
+        build_datamodule(replace(base, horizon=h), table)  # raises on too few rows
     rows = []
-    for h in horizons:
-        for m in models:
-            options = {k: v for k, v in base.model_options.items() if k in accepted[m]}
-            cfg = replace(base, model=m, horizon=int(h), model_options=options)
-            out = Path(runs_dir) / f"{m}-L{base.lookback}-H{h}"
+    for m in models:
+        options = {k: v for k, v in base.model_options.items() if k in accepted[m]}
+        any_horizon = getattr(MODELS.get(m).obj, "any_horizon", False)
+        for h in [max(hs)] if any_horizon else hs:
+            cfg = replace(base, model=m, horizon=h, model_options=options, eval_horizons=hs)
+            suffix = "" if any_horizon else f"-H{h}"
+            out = Path(runs_dir) / f"{m}-L{base.lookback}{suffix}"
             result = train_forecaster(cfg, out=out, progress=progress, lightning=lightning)
-            row = result_row(result.metrics, result.run_dir)
-            rows.append(row)
-            if on_row is not None:
-                on_row(row)
-            if jsonl is not None:
-                with Path(jsonl).open("a") as fh:
-                    fh.write(json.dumps(row) + "\n")
+            for row in result_rows(result.metrics, result.run_dir):
+                rows.append(row)
+                if on_row is not None:
+                    on_row(row)
+                if jsonl is not None:
+                    with Path(jsonl).open("a") as fh:
+                        fh.write(json.dumps(row) + "\n")
     return rows
 
 

@@ -15,6 +15,8 @@ last ``Ck`` columns of ``z_past`` are the columns of ``z_future``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import lightning as L
@@ -133,6 +135,8 @@ class ForecastDataModule(L.LightningDataModule):
         self.datasets: dict[str, WindowDataset] = {}
         self._shuffle_state: torch.Tensor | None = None
         self._generator: torch.Generator | None = None
+        self._test_open = False
+        self.drop_last = False
 
     @property
     def n_channels(self) -> int:
@@ -144,25 +148,43 @@ class ForecastDataModule(L.LightningDataModule):
         """``Cz`` (past covariates, calendar included)."""
         return self.covariates.shape[1]
 
-    def dataset(self, split: str) -> WindowDataset:
-        """The windows of ``split`` (``train``, ``val`` or ``test``)."""
-        if split not in self.datasets:
-            start, stop = self.split.rows(split)
-            self.datasets[split] = WindowDataset(
-                self.values[start:stop],
-                self.covariates[start:stop],
-                self.lookback,
-                self.horizon,
-                self.n_known,
+    def dataset(self, split: str, horizon: int | None = None) -> WindowDataset:
+        """The windows of ``split`` (``train``, ``val`` or ``test``), of ``horizon`` future steps.
+
+        The test windows exist only inside :meth:`final_evaluation`: training, early stopping
+        and every selection see the training and validation windows alone.
+        """
+        if split == "test" and not self._test_open:
+            raise RuntimeError(
+                "the test split is read only by the final evaluation (inside "
+                "ForecastDataModule.final_evaluation()); selection uses train and val only."
             )
-        return self.datasets[split]
+        h = horizon or self.horizon
+        key = split if h == self.horizon else f"{split}:{h}"
+        if key not in self.datasets:
+            start, stop = self.split.rows(split)
+            self.datasets[key] = WindowDataset(
+                self.values[start:stop], self.covariates[start:stop], self.lookback, h, self.n_known
+            )
+        return self.datasets[key]
+
+    @contextmanager
+    def final_evaluation(self) -> Iterator[ForecastDataModule]:
+        """Open the test split for the final evaluation of a trained model."""
+        self._test_open = True
+        try:
+            yield self
+        finally:
+            self._test_open = False
+            for key in [k for k in self.datasets if k.split(":")[0] == "test"]:
+                del self.datasets[key]
 
     def window_start_row(self, split: str, index: int) -> int:
         """Row of the table where window ``index`` of ``split`` starts (its first input row)."""
         return self.split.rows(split)[0] + index
 
     def setup(self, stage: str | None = None) -> None:
-        for split in ("train", "val", "test"):
+        for split in ("train", "val"):
             self.dataset(split)
 
     def train_dataloader(self) -> DataLoader:
@@ -174,7 +196,7 @@ class ForecastDataModule(L.LightningDataModule):
             self.dataset("train"),
             batch_size=self.batch_size,
             shuffle=True,
-            drop_last=False,
+            drop_last=self.drop_last and len(self.dataset("train")) > self.batch_size,
             generator=self._generator,
         )
 
@@ -194,4 +216,5 @@ class ForecastDataModule(L.LightningDataModule):
         return DataLoader(self.dataset("val"), batch_size=2 * self.batch_size)
 
     def test_dataloader(self) -> DataLoader:
+        """Every test window (no dropped last batch); only inside :meth:`final_evaluation`."""
         return DataLoader(self.dataset("test"), batch_size=2 * self.batch_size)

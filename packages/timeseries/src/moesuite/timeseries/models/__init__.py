@@ -1,13 +1,14 @@
 """Forecasting models, one file each, registered in :data:`MODELS` (a core ``Registry``).
 
-Models: :mod:`~.mohets` (MoHETS and two ablations), :mod:`~.patchtst` (its dense ablation),
-:mod:`~.dlinear`, :mod:`~.naive`, :mod:`~.seasonal_naive`. Building blocks: :mod:`~.revin`,
-:mod:`~.encoder` (patching, encoder block), :mod:`~.mohe` (the MoHE layer's experts),
-:mod:`~.heads` (Fourier-basis and flatten heads).
+Models: :mod:`~.mohets` (MoHETS: ``mohets`` the authors' Tiny size, ``mohets-small``, the
+ablation ``mohets-nocov``), :mod:`~.patchtst`, :mod:`~.dlinear`, :mod:`~.nlinear`,
+:mod:`~.naive`, :mod:`~.seasonal_naive`. Building blocks: :mod:`~.revin` (instance
+normalisation), :mod:`~.blocks` (patching, un-patch decoder, rotary grouped-query attention,
+DropPath), :mod:`~.mohe` (the MoHE layer's experts).
 
 Examples:
     >>> MODELS.list("mohets*")
-    ['mohets', 'mohets-flatten', 'mohets-nocov']
+    ['mohets', 'mohets-nocov', 'mohets-small']
     >>> m = create_model("dlinear", n_channels=2, lookback=48, horizon=24, kernel_size=None)
     >>> type(m).__name__, m.kernel_size
     ('DLinear', 25)
@@ -18,42 +19,48 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from moesuite.timeseries.models import patchtst as _patchtst  # noqa: F401  (registers it)
 from moesuite.timeseries.models._base import MODELS, Forecaster, as_moe_output
+from moesuite.timeseries.models.blocks import (
+    GroupedQueryAttention,
+    PatchEmbedding,
+    UnPatchDecoder,
+    apply_rotary,
+)
 from moesuite.timeseries.models.dlinear import DLinear
-from moesuite.timeseries.models.encoder import EncoderBlock, PatchEmbedding
-from moesuite.timeseries.models.heads import BasisHead, FlattenHead, fourier_basis
 from moesuite.timeseries.models.mohe import (
-    DepthwiseConvExpert,
-    FourierExpert,
+    DepthwiseConvFeedForward,
+    FANFeedForward,
     build_mohe_layer,
     create_forecast_router,
 )
 from moesuite.timeseries.models.mohets import MoHETS
 from moesuite.timeseries.models.naive import NaiveForecaster
+from moesuite.timeseries.models.nlinear import NLinear
+from moesuite.timeseries.models.patchtst import PatchTST
 from moesuite.timeseries.models.revin import RevIN
 from moesuite.timeseries.models.seasonal_naive import SeasonalNaiveForecaster
 
 __all__ = [
     "MODELS",
-    "BasisHead",
     "DLinear",
-    "DepthwiseConvExpert",
-    "EncoderBlock",
-    "FlattenHead",
+    "DepthwiseConvFeedForward",
+    "FANFeedForward",
     "Forecaster",
-    "FourierExpert",
+    "GroupedQueryAttention",
     "MoHETS",
+    "NLinear",
     "NaiveForecaster",
     "PatchEmbedding",
+    "PatchTST",
     "RevIN",
     "SeasonalNaiveForecaster",
+    "UnPatchDecoder",
+    "apply_rotary",
     "as_moe_output",
     "build_mohe_layer",
     "create_forecast_router",
     "create_model",
     "model_options",
-    "fourier_basis",
 ]
 
 #: the data-dependent arguments :func:`create_model` fills in from the data

@@ -83,6 +83,22 @@ class Forecaster(nn.Module):
         """The model's forecast of checked inputs (``covariates``: ``z_past``, ``z_future``)."""
         raise NotImplementedError
 
+    def train_horizon(self, horizon: int) -> int:
+        """Future steps a training window needs to forecast ``horizon`` (default: ``horizon``)."""
+        return horizon
+
+    def training_pair(
+        self, batch: dict[str, torch.Tensor]
+    ) -> tuple[MoEOutput[torch.Tensor], torch.Tensor]:
+        """The model's output on a training batch and the target it is scored against.
+
+        Direct forecasters forecast ``y``'s horizon; a model with another training target
+        (MoHETS: the window shifted by its output step) overrides this. The last
+        ``batch["y"].shape[1]`` steps of the output are always the forecast of ``y``.
+        """
+        out = as_moe_output(self(batch["x"], batch["z_past"], batch["z_future"]))
+        return out, batch["y"]
+
     def predict(self, *args: Any, **kwargs: Any) -> torch.Tensor:
         """The forecast ``[B, H, C]`` alone (without the routing a model with routers returns)."""
         return as_moe_output(self(*args, **kwargs)).output

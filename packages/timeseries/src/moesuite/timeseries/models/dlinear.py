@@ -14,8 +14,10 @@ __all__ = ["DLinear"]
 class DLinear(Forecaster):
     """``y = W_s seasonal + W_t trend``, ``trend = moving_average(x)``, ``seasonal = x - trend``.
 
-    The published configuration: kernel 25 with replicate padding, weights shared across
-    channels (``individual=False``), no instance normalisation; covariates are not used.
+    The published configuration (cure-lab/LTSF-Linear): kernel 25 with replicate padding,
+    weights shared across channels (``individual=False``), no instance normalisation, default
+    ``nn.Linear`` initialisation (the reference's constant ``1/L`` initialisation is commented
+    out); covariates are not used.
 
     Args:
         n_channels: ``C``.
@@ -59,8 +61,6 @@ class DLinear(Forecaster):
         n = n_channels if individual else 1
         self.seasonal = nn.ModuleList(nn.Linear(lookback, horizon) for _ in range(n))
         self.trend = nn.ModuleList(nn.Linear(lookback, horizon) for _ in range(n))
-        for lin in (*self.seasonal, *self.trend):  # the reference initialises both maps to the mean
-            nn.init.constant_(lin.weight, 1.0 / lookback)
 
     def decompose(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``x [B, L, C] -> (seasonal, trend)``, each ``[B, L, C]``."""

@@ -1,20 +1,22 @@
-"""The MoHE layer: a shared depthwise-conv expert plus routed heterogeneous (Fourier) experts.
+"""The MoHE layer: an always-on shared depthwise-conv expert plus routed Fourier (FAN) experts.
 
-Everything about routing and dispatch is the core's: the layer is a
-:class:`moesuite.core.layer.MoELayer` with a core router (token-choice top-k by default, so a
-token's route depends on that token only) and a :class:`moesuite.core.experts.ExpertList` of
-the experts below. This module defines the expert networks and the router factory.
+As the authors' code builds it (``MoEFeedForward`` in evortigosa/mohe_forecast), written on the
+core's MoE machinery:
 
-Reading of the abstract (the paper's text is not available): "Fourier-based experts" are
-Fourier-feature MLPs ``W_out [sin(W x + b), cos(W x + b)]`` with learnable frequencies and
-phases, each expert's frequencies initialised in its own band (low to high) so the experts
-differ from the start.
+- routed experts: :class:`FANFeedForward` (two FAN layers, Dong et al. 2024), each token sent to
+  its top-``k`` experts by a core ``topk`` router (softmax scores, the selected ones
+  renormalised to sum to 1) through :class:`~moesuite.core.experts.ExpertList`;
+- shared expert: :class:`DepthwiseConvFeedForward` (a depthwise convolution along the patch
+  axis, pointwise expansion, GELU, pointwise projection) applied to every token and scaled by a
+  per-token sigmoid gate (:class:`GatedSharedExpert`);
+- the router's Switch load-balancing loss is part of its
+  :class:`~moesuite.core.routers.RouterOutput` (``aux_loss``), which the model returns and the
+  training step adds to its loss.
 """
 
 from __future__ import annotations
 
 import inspect
-import math
 from typing import Any
 
 import torch
@@ -24,73 +26,111 @@ from moesuite.core import routers
 from moesuite.core.experts import ExpertList
 from moesuite.core.layer import MoELayer
 
-__all__ = ["FourierExpert", "DepthwiseConvExpert", "build_mohe_layer", "create_forecast_router"]
+__all__ = [
+    "DepthwiseConvFeedForward",
+    "FANFeedForward",
+    "FANLayer",
+    "GatedSharedExpert",
+    "build_mohe_layer",
+    "create_forecast_router",
+]
 
 
-class FourierExpert(nn.Module):
-    """Fourier-feature MLP: ``[n, d] -> [n, d]``, ``y = W_out [sin(W x + b), cos(W x + b)]``.
+class FANLayer(nn.Module):
+    """Fourier Analysis Network layer: ``[cos(W_p x), sin(W_p x), GELU(W_b x)]``.
 
-    Args:
-        d_model: token width ``d``.
-        n_frequencies: rows of ``W`` (the hidden width is ``2 * n_frequencies``).
-        scale: standard deviation of the initial frequencies (times ``1/sqrt(d)``): small
-            scales give smooth, low-frequency responses, large scales oscillating ones.
+    A quarter of the outputs are cosines and a quarter sines of the same ``out / 4`` learned
+    projections (the periodic part), the other half a GELU of a linear map. Weights are
+    initialised from ``N(0, 1)`` as in the authors' code (wide, high-frequency features).
 
     Examples:
         >>> import torch
-        >>> tuple(FourierExpert(8, 16, scale=2.0)(torch.randn(5, 8)).shape)
+        >>> tuple(FANLayer(8, 16)(torch.randn(5, 8)).shape)
+        (5, 16)
+    """
+
+    def __init__(self, d_in: int, d_out: int, freq_scale: float = 1.0):
+        super().__init__()
+        if d_out % 4:
+            raise ValueError(f"a FAN layer's output width must be divisible by 4, got {d_out}.")
+        self.periodic = nn.Linear(d_in, d_out // 4, bias=False)
+        self.linear = nn.Linear(d_in, d_out - 2 * (d_out // 4), bias=False)
+        for lin in (self.periodic, self.linear):
+            nn.init.normal_(lin.weight, std=freq_scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.periodic(x)
+        return torch.cat([torch.cos(p), torch.sin(p), nn.functional.gelu(self.linear(x))], -1)
+
+
+class FANFeedForward(nn.Module):
+    """A routed Fourier expert: ``FAN(d -> d_ff)``, dropout, ``FAN(d_ff -> d)``.
+
+    Examples:
+        >>> import torch
+        >>> tuple(FANFeedForward(8, 16)(torch.randn(5, 8)).shape)
         (5, 8)
     """
 
-    def __init__(self, d_model: int, n_frequencies: int, scale: float = 1.0):
+    def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0, freq_scale: float = 1.0):
         super().__init__()
-        self.d_model, self.n_frequencies, self.scale = d_model, n_frequencies, scale
-        self.freq = nn.Linear(d_model, n_frequencies)
-        nn.init.normal_(self.freq.weight, std=scale / math.sqrt(d_model))
-        nn.init.uniform_(self.freq.bias, -math.pi, math.pi)
-        self.out = nn.Linear(2 * n_frequencies, d_model)
+        self.up = FANLayer(d_model, d_ff, freq_scale)
+        self.drop = nn.Dropout(dropout)
+        self.down = FANLayer(d_ff, d_model, freq_scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.freq(x)
-        return self.out(torch.cat([torch.sin(h), torch.cos(h)], -1))
+        return self.down(self.drop(self.up(x)))
 
 
-class DepthwiseConvExpert(nn.Module):
-    """The shared expert: depthwise 1-D convolution along the patch axis, then a pointwise map.
-
-    Applied to every token with the sequence shape intact, so it carries continuity across
-    neighbouring patches.
-
-    Args:
-        d_model: token width ``d`` (one filter per feature).
-        kernel_size: odd kernel length along the patch axis.
+class DepthwiseConvFeedForward(nn.Module):
+    """The shared expert: depthwise conv along the tokens, pointwise ``d -> d_ff``, GELU, back.
 
     Shapes:
-        ``x [B, N, d] -> [B, N, d]`` (a 2-D ``[T, d]`` input is treated as ``T`` sequences of one).
+        ``[S, N, d] -> [S, N, d]`` (``S`` sequences of ``N`` patch tokens).
 
     Examples:
         >>> import torch
-        >>> tuple(DepthwiseConvExpert(8, 3)(torch.randn(2, 6, 8)).shape)
-        (2, 6, 8)
+        >>> tuple(DepthwiseConvFeedForward(8, 16)(torch.randn(2, 5, 8)).shape)
+        (2, 5, 8)
     """
 
-    def __init__(self, d_model: int, kernel_size: int = 3):
+    def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0, kernel_size: int = 3):
         super().__init__()
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be a positive odd int, got {kernel_size}.")
-        self.conv = nn.Conv1d(
-            d_model, d_model, kernel_size, padding=kernel_size // 2, groups=d_model
+        self.depthwise = nn.Conv1d(
+            d_model, d_model, kernel_size, padding=kernel_size // 2, groups=d_model, bias=False
         )
-        self.act = nn.GELU()
-        self.pointwise = nn.Linear(d_model, d_model)
+        self.up = nn.Conv1d(d_model, d_ff, 1, bias=False)
+        self.drop = nn.Dropout(dropout)
+        self.down = nn.Conv1d(d_ff, d_model, 1, bias=False)
+        for conv in (self.depthwise, self.up, self.down):
+            nn.init.xavier_uniform_(conv.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        squeeze = x.dim() == 2
-        if squeeze:
-            x = x.unsqueeze(1)
-        h = self.conv(x.transpose(1, 2)).transpose(1, 2)
-        y = self.pointwise(self.act(h))
-        return y.squeeze(1) if squeeze else y
+        h = self.depthwise(x.transpose(1, 2))
+        h = self.down(self.drop(nn.functional.gelu(self.up(h))))
+        return h.transpose(1, 2)
+
+
+class GatedSharedExpert(nn.Module):
+    """``expert(x) * sigmoid(w . x)``: the shared expert scaled by a per-token gate in ``(0, 1)``.
+
+    Examples:
+        >>> import torch
+        >>> shared = GatedSharedExpert(DepthwiseConvFeedForward(8, 16), 8)
+        >>> tuple(shared(torch.randn(2, 5, 8)).shape)
+        (2, 5, 8)
+    """
+
+    def __init__(self, expert: nn.Module, d_model: int):
+        super().__init__()
+        self.expert = expert
+        self.gate = nn.Linear(d_model, 1, bias=False)
+        nn.init.xavier_uniform_(self.gate.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.expert(x) * torch.sigmoid(self.gate(x))
 
 
 def create_forecast_router(
@@ -99,12 +139,12 @@ def create_forecast_router(
     """A core router for a forecaster: causal routers only, ``k`` where the router takes one.
 
     A forecast must depend on its own window only, so non-causal routers (``expert_choice``,
-    whose experts pick among all tokens of a batch) are refused; routers without a fixed ``k``
-    (``topp``) get none.
+    whose experts pick among all tokens of a batch) are refused; options the router does not
+    take are dropped.
 
     Examples:
-        >>> create_forecast_router("topp", d_model=8, num_experts=4, k=2).num_experts
-        4
+        >>> create_forecast_router("topk", d_model=8, num_experts=4, k=2).k
+        2
     """
     cls = routers.get_router_class(name)
     if not cls.causal:
@@ -120,45 +160,34 @@ def create_forecast_router(
 def build_mohe_layer(
     d_model: int,
     d_ff: int,
-    num_experts: int = 4,
+    num_experts: int = 8,
     top_k: int = 2,
     router: str = "topk",
-    conv_kernel: int = 3,
-    shared_expert: bool = True,
-    band_range: tuple[float, float] = (0.25, 4.0),
-    lb_weight: float = 1e-2,
-    z_weight: float = 1e-3,
+    dropout: float = 0.0,
+    lb_weight: float = 0.02,
+    z_weight: float = 0.0,
+    shared_kernel: int = 3,
 ) -> MoELayer:
-    """A MoHE layer as a core :class:`MoELayer`.
+    """A MoHE layer as a core :class:`MoELayer` (see the module docstring).
 
-    Args:
-        d_model: token width.
-        d_ff: hidden width of each routed expert (Fourier: ``d_ff / 2`` frequencies).
-        num_experts: routed experts ``E``.
-        top_k: experts per token.
-        router: a core router name (token-choice ones keep each token's route independent of
-            other samples; ``expert_choice`` would not).
-        conv_kernel: kernel of the shared depthwise-conv expert.
-        shared_expert: include the shared expert.
-        band_range: initial frequency scales of the first and last Fourier expert
-            (geometric spacing in between).
-        lb_weight: Switch load-balancing loss weight.
-        z_weight: router z-loss weight.
+    The router's weights get the authors' Glorot initialisation.
 
     Examples:
         >>> import torch
         >>> layer = build_mohe_layer(d_model=8, d_ff=16, num_experts=4, top_k=2)
         >>> y, out = layer(torch.randn(3, 5, 8))
-        >>> tuple(y.shape), out.plan.num_tokens
-        ((3, 5, 8), 15)
+        >>> tuple(y.shape), out.plan.num_tokens, sorted(out.aux_weights.items())
+        ((3, 5, 8), 15, [('load_balance', 0.02), ('z_loss', 0.0)])
     """
-    lo, hi = band_range
-    scales = [lo * (hi / lo) ** (e / max(num_experts - 1, 1)) for e in range(num_experts)]
     experts = ExpertList(
-        [FourierExpert(d_model, max(d_ff // 2, 1), s) for s in scales], d_model=d_model
+        [FANFeedForward(d_model, d_ff, dropout) for _ in range(num_experts)], d_model=d_model
     )
     r = create_forecast_router(
         router, d_model, num_experts, top_k, lb_weight=lb_weight, z_weight=z_weight
     )
-    shared = DepthwiseConvExpert(d_model, conv_kernel) if shared_expert else None
+    if isinstance(getattr(r, "weight", None), nn.Parameter):
+        nn.init.xavier_uniform_(r.weight)
+    shared = GatedSharedExpert(
+        DepthwiseConvFeedForward(d_model, d_ff, dropout, shared_kernel), d_model
+    )
     return MoELayer(r, experts, shared_experts=shared)

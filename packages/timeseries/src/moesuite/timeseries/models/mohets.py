@@ -1,32 +1,31 @@
 """MoHETS: an encoder-only patch Transformer with Mixture-of-Heterogeneous-Experts layers.
 
-"MoHETS: Long-term Time Series Forecasting with Mixture-of-Heterogeneous-Experts" (Jan 2026).
-Only the abstract is available; this is our reading of it, in the PatchTST/TimeXer family, with
-every open choice a constructor argument (``docs/fidelity.md`` compares it with the abstract):
+"MoHETS: Long-term Time Series Forecasting with Mixture-of-Heterogeneous-Experts" (Ortigossa,
+Lutsker, Segal, 2026), as the authors' code builds it (evortigosa/mohe_forecast, Apache-2.0;
+read, then written anew on moesuite's core; ``docs/fidelity.md`` lists every point):
 
-1. RevIN per channel (``revin``), undone at the output.
-2. Channel-independent patching (``patch_len`` P, ``stride`` S) and linear patch embedding with
-   learnable positions: ``B * C`` sequences of ``N`` tokens sharing every weight.
-3. ``n_layers`` pre-norm encoder blocks: self-attention over patches -> cross-attention from the
-   series tokens to covariate patch tokens (``covariates``) -> MoHE layer (``ffn="mohe"``: shared
-   depthwise-conv expert + routed Fourier experts, through the core's ``MoELayer``) or a dense
-   GELU FFN (``ffn="dense"``, PatchTST).
-4. Covariate tokens: the covariates' lookback is patched like the series and each patch
-   position (all covariates together) is embedded linearly with a sinusoidal time position; the
-   covariates known in the future (the last ``n_known`` columns: calendar features, flagged
-   columns) add tokens for non-overlapping patches of their future values. Unknown covariates
-   contribute past patches only, so no future information enters except what is flagged as
-   known.
-5. Head, with weights that do not depend on the horizon (``head="lookback"``, the default): a
-   mixture of ``lookback_experts`` linear maps of each channel's normalised lookback onto a
-   fixed Fourier basis of the forecast step (:class:`~.heads.BasisHead`), mixed per channel
-   sequence by a core router (``gate_router``, top-``gate_top_k``) on the mean of the encoder's
-   output tokens: the encoder chooses, the linear experts forecast. ``head="flatten"`` is
-   PatchTST's flatten head on the tokens (``N * d_model * H`` weights).
+1. Instance normalisation of each channel over the window (mean and standard deviation, no
+   affine map), undone at the output.
+2. Non-overlapping patches of each channel (``Conv1d`` with stride = ``patch_len``), channels
+   independent and sharing every weight (:class:`~.blocks.PatchEmbedding`).
+3. The exogenous embedding, the model's only path between channels: at every time step the
+   known covariates (calendar features, ``--known-covariates``) and all ``C`` normalised
+   channels are projected to a common width, fused back to ``C`` values and patched like the
+   series, giving one covariate token per channel and patch, aligned with the series tokens.
+4. ``n_layers`` pre-norm blocks (RMSNorm): grouped-query self-attention with rotary positions,
+   cross-attention from the series tokens to the covariate tokens at the same positions, and
+   the MoHE layer (:mod:`~.mohe`: a shared depthwise-conv expert scaled by a sigmoid gate plus
+   top-2 of 8 routed Fourier experts through the core ``topk`` router); each residual branch
+   with DropPath (rates rising linearly to ``drop_path`` over the blocks).
+5. A final RMSNorm, a linear map per token and the convolutional un-patch decoder
+   (:class:`~.blocks.UnPatchDecoder`): the output is the input window shifted by
+   ``output_step`` (``H_o``) steps, i.e. ``L - H_o`` known steps and ``H_o`` new ones.
+6. Forecasting rolls out: the ``H_o`` new steps are appended to the window, the oldest ``H_o``
+   dropped, the calendar marks slid forward by the same steps, until ``H`` steps exist. No
+   weight depends on the horizon: one trained model serves every horizon.
 
-The model returns a :class:`~moesuite.core.output.MoEOutput`: the forecast and the output of
-every router it called (the MoHE layers' and the gate's), whose weighted aux losses the
-training step adds to its loss.
+The training target (:meth:`MoHETS.training_pair`) is the shifted window, so training windows
+need only ``H_o`` future steps.
 """
 
 from __future__ import annotations
@@ -36,87 +35,148 @@ import math
 import torch
 from torch import nn
 
+from moesuite.core.layer import MoELayer
 from moesuite.core.output import MoEOutput
 from moesuite.core.routers import RouterOutput
 from moesuite.timeseries.models._base import MODELS, Forecaster
-from moesuite.timeseries.models.encoder import (
-    EncoderBlock,
+from moesuite.timeseries.models.blocks import (
+    DropPath,
+    GroupedQueryAttention,
     PatchEmbedding,
-    num_patches,
-    patchify,
-    sinusoidal_positions,
+    UnPatchDecoder,
 )
-from moesuite.timeseries.models.heads import BasisHead, FlattenHead
-from moesuite.timeseries.models.mohe import build_mohe_layer, create_forecast_router
+from moesuite.timeseries.models.mohe import build_mohe_layer
 from moesuite.timeseries.models.revin import RevIN
 
-__all__ = ["MoHETS"]
+__all__ = ["MoHETS", "ExogenousEmbedding", "MoHETSBlock", "TINY", "SMALL"]
 
-_FFNS = ("mohe", "dense")
-_HEADS = ("lookback", "flatten")
+#: the authors' ``TinyConfig`` and ``SmallConfig`` (output step ``patch_len * width_factor``)
+TINY = dict(patch_len=8, output_step=24, n_layers=4, d_model=64, n_heads=4, n_kv_heads=2, d_ff=128)
+SMALL = dict(
+    patch_len=16, output_step=24, n_layers=4, d_model=128, n_heads=4, n_kv_heads=2, d_ff=256
+)
+
+
+class ExogenousEmbedding(nn.Module):
+    """Covariate tokens aligned with the series tokens: ``[B, C, T], [B, Ck, T] -> [B*C, N, d]``.
+
+    Per time step, the ``C`` normalised channels and the ``Ck`` known covariates are each
+    projected to ``max(C, Ck, d)`` values, concatenated and fused to ``C`` values; the fused
+    series is patched by its own :class:`~.blocks.PatchEmbedding`. Every token mixes all
+    channels: the only place where channels meet.
+    """
+
+    def __init__(self, n_channels: int, n_known: int, patch_len: int, d_model: int, dropout: float):
+        super().__init__()
+        hidden = max(n_channels, n_known, d_model)
+        self.proj_data = nn.Linear(n_channels, hidden, bias=False)
+        # the bias stands for the authors' constant minute feature of hourly data
+        self.proj_time = nn.Linear(n_known, hidden)
+        self.fuse = nn.Linear(2 * hidden, n_channels, bias=False)
+        for lin in (self.proj_data, self.proj_time, self.fuse):
+            nn.init.xavier_uniform_(lin.weight)
+        nn.init.zeros_(self.proj_time.bias)
+        self.patch = PatchEmbedding(patch_len, d_model, dropout)
+
+    def forward(self, x: torch.Tensor, marks: torch.Tensor) -> torch.Tensor:
+        fused = self.fuse(
+            torch.cat(
+                [self.proj_data(x.transpose(1, 2)), self.proj_time(marks.transpose(1, 2))], -1
+            )
+        )
+        return self.patch(fused.transpose(1, 2))
+
+
+class MoHETSBlock(nn.Module):
+    """Self-attention -> cross-attention to covariate tokens -> MoHE layer, pre-norm, DropPath."""
+
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        n_kv_heads: int,
+        mohe: MoELayer,
+        cross_attention: bool,
+        dropout: float,
+        drop_path: float,
+        rope_theta: float,
+    ):
+        super().__init__()
+        self.norm_self = nn.RMSNorm(d_model, eps=1e-6)
+        self.self_attn = GroupedQueryAttention(d_model, n_heads, n_kv_heads, dropout, rope_theta)
+        self.cross_attn = None
+        if cross_attention:
+            self.norm_cross = nn.RMSNorm(d_model, eps=1e-6)
+            self.cross_attn = GroupedQueryAttention(
+                d_model, n_heads, n_kv_heads, dropout, rope_theta
+            )
+        self.norm_ffn = nn.RMSNorm(d_model, eps=1e-6)
+        self.mohe = mohe
+        self.drop_path = DropPath(drop_path)
+
+    def forward(
+        self, h: torch.Tensor, memory: torch.Tensor | None, positions: torch.Tensor
+    ) -> tuple[torch.Tensor, RouterOutput]:
+        a = self.norm_self(h)
+        h = h + self.drop_path(self.self_attn(a, a, positions, positions))
+        if self.cross_attn is not None and memory is not None:
+            a = self.norm_cross(h)
+            h = h + self.drop_path(self.cross_attn(a, memory, positions, positions))
+        f, routing = self.mohe(self.norm_ffn(h))
+        return h + self.drop_path(f), routing
 
 
 @MODELS.register(
     "mohets",
-    help="MoHETS: MoHE encoder (conv shared + Fourier routed experts), "
-    "covariates, gated linear lookback experts",
+    help="MoHETS (Tiny): MoHE encoder, exogenous cross-attention, conv un-patch decoder, "
+    "roll-out to any horizon",
 )
 class MoHETS(Forecaster):
-    """MoHETS forecaster (see the module docstring for the architecture).
+    """MoHETS forecaster (see the module docstring); defaults are the authors' Tiny size.
 
     Args:
         n_channels: ``C`` target channels.
-        lookback: ``L``.
-        horizon: ``H`` the model trains at (the ``lookback`` head forecasts any horizon).
-        n_covariates: ``Cz`` covariate columns in ``z_past``.
-        n_known: trailing covariate columns whose future values come in ``z_future``.
+        lookback: ``L`` (a multiple of ``patch_len``).
+        horizon: the default forecast length (any horizon can be asked for).
+        n_covariates: ``Cz`` covariate columns of ``z_past``.
+        n_known: trailing covariate columns known in the future (calendar features and
+            ``--known-covariates``): the exogenous embedding's inputs. Past-only covariates
+            have no future to slide into the roll-out and are not used.
         patch_len: ``P``.
-        stride: ``S``.
+        output_step: ``H_o``, the steps each decoder pass adds (a multiple of nothing; at
+            most ``L``).
+        n_layers: blocks.
         d_model: token width.
-        n_heads: attention heads.
-        n_layers: encoder blocks.
-        d_ff: hidden width of the dense FFN and of each routed expert.
-        num_experts: routed experts ``E`` of each MoHE layer.
-        top_k: experts per token.
-        router: core router name of the MoHE layers (causal routers only).
-        conv_kernel: kernel of the shared depthwise-conv expert.
-        ffn: ``mohe`` or ``dense`` (PatchTST).
-        head: ``lookback`` (gated linear lookback experts) or ``flatten`` (PatchTST).
-        covariates: use covariate cross-attention (when covariates are given).
-        revin: reversible instance normalisation.
-        revin_affine: learnable RevIN affine map.
-        lookback_experts: linear lookback forecasters of the ``lookback`` head (at least 2: the
-            gate is how the encoder reaches the forecast).
-        gate_router: core router name of their gate, on the mean encoder token (its initial
-            weights are scaled to a default ``nn.Linear``'s std, ``1/sqrt(3 d)``).
-        gate_top_k: lookback experts per sequence (default: all, a dense softmax gate).
-        basis_frequencies: harmonics ``K`` of the Fourier basis of the forecast step.
-        basis_period: its base period ``T`` in steps (``T = 384``, ``K = 96``: periods 384
-            down to 4 steps, so a daily cycle of hourly data and its harmonics are members).
-        dropout: dropout.
-        lb_weight: load-balancing loss weight of the MoHE routers.
-        z_weight: z-loss weight of the MoHE routers.
-        gate_lb_weight: load-balancing loss weight of the gate. 0 by default: with the dense
-            default gate (``gate_top_k`` = all experts) every expert is selected for every
-            sequence, so the Switch loss is the constant 1 and has no gradient; set it with a
-            sparse ``gate_top_k``.
-        gate_z_weight: z-loss weight of the gate. 0 by default, deliberately: the benchmarked
-            default trains the gate without it (``docs/experiments.md``).
+        n_heads: query heads.
+        n_kv_heads: key/value heads (grouped-query attention).
+        d_ff: hidden width of the shared and of each routed expert.
+        num_experts: routed Fourier experts per MoHE layer.
+        top_k: routed experts per token.
+        router: core router name (causal routers only).
+        dropout: dropout of embeddings, attention weights and experts.
+        drop_path: stochastic-depth rate of the last block (0 for the first, linear between).
+        rope_theta: RoPE base.
+        covariates: use the exogenous embedding and cross-attention (when known covariates
+            are given).
+        lb_weight: Switch load-balancing weight of every MoHE router.
+        z_weight: router z-loss weight (0: the authors use none).
 
     Shapes:
-        ``x [B, L, C]``, ``z_past [B, L, Cz]``, ``z_future [B, H, n_known] -> [B, H, C]``
-        (the ``output`` of the returned :class:`~moesuite.core.output.MoEOutput`).
+        ``x [B, L, C]``, ``z_past [B, L, Cz]``, ``z_future [B, H, Ck] -> [B, H, C]`` (the
+        ``output`` of the returned :class:`~moesuite.core.output.MoEOutput`).
 
     Examples:
         >>> import torch
         >>> _ = torch.manual_seed(0)
-        >>> m = MoHETS(n_channels=3, lookback=48, horizon=24, n_covariates=2, n_known=1, d_model=16)
-        >>> out = m(torch.randn(4, 48, 3), torch.randn(4, 48, 2), torch.randn(4, 24, 1))
-        >>> tuple(out.output.shape), len(out.routing)  # two MoHE layers and the gate
-        ((4, 24, 3), 3)
-        >>> tuple(m.predict(torch.randn(4, 48, 3), horizon=60).shape)  # any horizon
-        (4, 60, 3)
+        >>> m = MoHETS(n_channels=3, lookback=48, horizon=24, n_covariates=2, n_known=2,
+        ...            d_model=16, n_layers=2, d_ff=32)
+        >>> out = m(torch.randn(4, 48, 3), torch.randn(4, 48, 2), torch.randn(4, 60, 2), 60)
+        >>> tuple(out.output.shape), len(out.routing)
+        ((4, 60, 3), 2)
     """
+
+    uses_covariates = True
+    any_horizon = True
 
     def __init__(
         self,
@@ -125,126 +185,108 @@ class MoHETS(Forecaster):
         horizon: int,
         n_covariates: int = 0,
         n_known: int = 0,
-        patch_len: int = 16,
-        stride: int = 8,
-        d_model: int = 32,
+        patch_len: int = 8,
+        output_step: int = 24,
+        n_layers: int = 4,
+        d_model: int = 64,
         n_heads: int = 4,
-        n_layers: int = 2,
-        d_ff: int = 64,
-        num_experts: int = 4,
+        n_kv_heads: int = 2,
+        d_ff: int = 128,
+        num_experts: int = 8,
         top_k: int = 2,
         router: str = "topk",
-        conv_kernel: int = 3,
-        ffn: str = "mohe",
-        head: str = "lookback",
+        dropout: float = 0.2,
+        drop_path: float = 0.3,
+        rope_theta: float = 10000.0,
         covariates: bool = True,
-        revin: bool = True,
-        revin_affine: bool = True,
-        lookback_experts: int = 4,
-        gate_router: str = "topk",
-        gate_top_k: int | None = None,
-        basis_frequencies: int = 96,
-        basis_period: float = 384.0,
-        dropout: float = 0.1,
-        lb_weight: float = 1e-2,
-        z_weight: float = 1e-3,
-        gate_lb_weight: float = 0.0,
-        gate_z_weight: float = 0.0,
+        lb_weight: float = 0.02,
+        z_weight: float = 0.0,
     ):
         super().__init__()
         self._store_config(locals())
-        if ffn not in _FFNS:
-            raise ValueError(f"ffn must be one of {_FFNS}, got {ffn!r}.")
-        if head not in _HEADS:
-            raise ValueError(f"head must be one of {_HEADS}, got {head!r}.")
-        if d_model % n_heads:
-            raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}.")
+        if lookback % patch_len:
+            raise ValueError(
+                f"lookback {lookback} must be a multiple of patch_len {patch_len} "
+                "(non-overlapping patches)."
+            )
+        if not 0 < output_step <= lookback:
+            raise ValueError(f"output_step must be in [1, lookback={lookback}], got {output_step}.")
         if not 0 <= n_known <= n_covariates:
             raise ValueError(
                 f"n_known={n_known} must be between 0 and n_covariates={n_covariates}."
             )
-        if head == "lookback" and lookback_experts < 2:
-            raise ValueError(
-                f"head='lookback' needs lookback_experts >= 2, got {lookback_experts}: the gate "
-                "over them is how the encoder reaches the forecast."
-            )
         self.n_channels, self.lookback, self.horizon = n_channels, lookback, horizon
         self.n_covariates, self.n_known = n_covariates, n_known
-        self.patch_len, self.stride = patch_len, stride
-        self.n_patches = num_patches(lookback, patch_len, stride)
-        self.uses_covariates = covariates and n_covariates > 0
-        self.any_horizon = head == "lookback"
-        # the construction order fixes the random initialisation: keep it
-        self.revin = RevIN(n_channels, affine=revin_affine) if revin else None
-        self.embed = PatchEmbedding(patch_len, d_model, self.n_patches)
-        if self.uses_covariates:
-            self.cov_past = nn.Linear(n_covariates * patch_len, d_model)
-            self.cov_future = nn.Linear(n_known * patch_len, d_model) if n_known else None
-            self.cov_norm = nn.LayerNorm(d_model)
-        self.drop = nn.Dropout(dropout)
-
-        def make_ffn() -> nn.Module:
-            if ffn == "dense":
-                return nn.Sequential(
-                    nn.Linear(d_model, d_ff),
-                    nn.GELU(),
-                    nn.Dropout(dropout),
-                    nn.Linear(d_ff, d_model),
-                )
-            return build_mohe_layer(
-                d_model, d_ff, num_experts=num_experts, top_k=top_k, router=router,
-                conv_kernel=conv_kernel, lb_weight=lb_weight, z_weight=z_weight,
-            )  # fmt: skip
-
-        self.blocks = nn.ModuleList(
-            EncoderBlock(
-                d_model, n_heads, make_ffn(), cross_attention=self.uses_covariates, dropout=dropout
-            )
-            for _ in range(n_layers)
-        )
-        self.norm = nn.LayerNorm(d_model)
-        self.head = (
-            FlattenHead(self.n_patches, d_model, horizon, dropout=dropout)
-            if head == "flatten"
+        self.patch_len, self.output_step = patch_len, output_step
+        self.n_patches = lookback // patch_len
+        self.uses_covariates = covariates and n_known > 0
+        self.norm_in = RevIN(n_channels, affine=False)
+        self.embed = PatchEmbedding(patch_len, d_model, dropout)
+        self.exogenous = (
+            ExogenousEmbedding(n_channels, n_known, patch_len, d_model, dropout)
+            if self.uses_covariates
             else None
         )
-        self.lookback_head = None
-        self.gate = None
-        if head == "lookback":
-            self.lookback_head = BasisHead(
-                lookback, basis_frequencies, basis_period, n_experts=lookback_experts
+        rates = torch.linspace(0, drop_path, n_layers).tolist() if n_layers > 1 else [drop_path]
+        self.blocks = nn.ModuleList(
+            MoHETSBlock(
+                d_model,
+                n_heads,
+                n_kv_heads,
+                build_mohe_layer(
+                    d_model, d_ff, num_experts, top_k, router, dropout, lb_weight, z_weight
+                ),
+                cross_attention=self.uses_covariates,
+                dropout=dropout,
+                drop_path=rate,
+                rope_theta=rope_theta,
             )
-            self.gate = create_forecast_router(
-                gate_router, d_model, lookback_experts, gate_top_k or lookback_experts,
-                lb_weight=gate_lb_weight, z_weight=gate_z_weight,
-            )  # fmt: skip
-            if isinstance(getattr(self.gate, "weight", None), nn.Parameter):
-                with torch.no_grad():  # start the gate as small as a default nn.Linear
-                    self.gate.weight.mul_(3**-0.5)
+            for rate in rates
+        )
+        self.norm_out = nn.RMSNorm(d_model, eps=1e-6)
+        self.head = nn.Linear(d_model, d_model, bias=False)
+        nn.init.xavier_uniform_(self.head.weight)
+        self.decoder = UnPatchDecoder(patch_len, d_model, n_channels)
 
-    def covariate_tokens(self, z_past: torch.Tensor, z_future: torch.Tensor | None) -> torch.Tensor:
-        """Covariate patch tokens ``[B, K, d]``: ``N`` past (+ ``M`` future when some are known).
+    def train_horizon(self, horizon: int) -> int:
+        """Future steps a training window needs: ``H_o`` (the target is the shifted window)."""
+        return self.output_step
 
-        A past token embeds one patch of every covariate (``Cz * P`` values); a future token
-        embeds one non-overlapping patch of the known covariates (``Ck * P`` values). Both get a
-        sinusoidal encoding of the patch's start time (in strides).
+    def known(self, z_past: torch.Tensor | None) -> torch.Tensor | None:
+        """The known-covariate columns of ``z_past`` (the last ``n_known``), or ``None``."""
+        if not self.uses_covariates or z_past is None:
+            return None
+        return z_past[..., z_past.shape[-1] - self.n_known :]
+
+    def reconstruct(
+        self, x: torch.Tensor, marks: torch.Tensor | None = None
+    ) -> MoEOutput[torch.Tensor]:
+        """One decoder pass: the window ``x [B, L, C]`` shifted by ``H_o`` steps, ``[B, L, C]``.
+
+        ``marks [B, L, Ck]`` are the known covariates over the window.
         """
-        B, L, Cz = z_past.shape
-        d = self.cov_past.out_features
-        past = patchify(z_past.transpose(1, 2), self.patch_len, self.stride)  # [B, Cz, N, P]
-        N = past.shape[2]
-        pos = sinusoidal_positions(torch.arange(N, device=z_past.device) * 1.0, d)
-        tokens = [self.cov_past(past.permute(0, 2, 1, 3).reshape(B, N, Cz * self.patch_len)) + pos]
-        if self.n_known and z_future is not None and z_future.shape[1] > 0:
-            H = z_future.shape[1]
-            M = math.ceil(H / self.patch_len)
-            fut = z_future.transpose(1, 2)  # [B, Ck, H]
-            pad = fut[..., -1:].expand(*fut.shape[:-1], M * self.patch_len - H)
-            fut = torch.cat([fut, pad], -1)
-            fut = fut.reshape(B, self.n_known, M, self.patch_len).permute(0, 2, 1, 3)
-            start = (L + self.patch_len * torch.arange(M, device=z_past.device)) / self.stride
-            tokens.append(self.cov_future(fut.reshape(B, M, -1)) + sinusoidal_positions(start, d))
-        return self.cov_norm(torch.cat(tokens, 1))
+        xn = self.norm_in.normalize(x).transpose(1, 2)  # [B, C, L]
+        h = self.embed(xn)
+        memory = self.exogenous(xn, marks.transpose(1, 2)) if marks is not None else None
+        positions = torch.arange(h.shape[1], device=x.device)
+        routing: list[RouterOutput] = []
+        for block in self.blocks:
+            h, r = block(h, memory, positions)
+            routing.append(r)
+        y = self.decoder(self.head(self.norm_out(h)))  # [B, C, L]
+        return MoEOutput(self.norm_in.denormalize(y.transpose(1, 2)), routing)
+
+    def training_pair(
+        self, batch: dict[str, torch.Tensor]
+    ) -> tuple[MoEOutput[torch.Tensor], torch.Tensor]:
+        """The shifted window and its target ``[x[H_o:], y[:H_o]]`` (``y`` holds ``H_o`` steps)."""
+        x, y = batch["x"], batch["y"]
+        if y.shape[1] < self.output_step:
+            raise ValueError(
+                f"training windows need {self.output_step} future steps, got {y.shape[1]}."
+            )
+        out = self.reconstruct(x, self.known(batch.get("z_past")))
+        return out, torch.cat([x[:, self.output_step :], y[:, : self.output_step]], 1)
 
     def forecast(
         self,
@@ -253,37 +295,34 @@ class MoHETS(Forecaster):
         z_past: torch.Tensor | None = None,
         z_future: torch.Tensor | None = None,
     ) -> MoEOutput[torch.Tensor]:
-        H = horizon
-        B, L, C = x.shape
-        if self.revin is not None:
-            x = self.revin.normalize(x)
-        patches = patchify(x.transpose(1, 2), self.patch_len, self.stride)  # [B, C, N, P]
-        h = self.drop(self.embed(patches.reshape(B * C, self.n_patches, self.patch_len)))
-        memory = None
-        if self.uses_covariates and z_past is not None and z_past.shape[-1] > 0:
-            memory = self.covariate_tokens(z_past, z_future)
-        routing: list[RouterOutput] = []
-        for block in self.blocks:
-            h, r = block(h, memory)
-            if r is not None:
-                routing.append(r)
-        h = self.norm(h)
-        if self.head is not None:
-            y = self.head(h, H)
-        else:
-            gate = self.gate(h.mean(1))  # one routing decision per channel sequence
-            routing.append(gate)
-            y = self.lookback_head(x.transpose(1, 2).reshape(B * C, L), H, gate.plan.to_dense())
-        y = y.reshape(B, C, H).transpose(1, 2)
-        if self.revin is not None:
-            y = self.revin.denormalize(y)
-        return MoEOutput(y, routing)
+        """Roll out ``ceil(H / H_o)`` decoder passes; routing of the first pass is returned."""
+        step = self.output_step
+        marks = self.known(z_past)
+        if marks is not None:
+            need = (math.ceil(horizon / step) - 1) * step
+            if need and (z_future is None or z_future.shape[1] < need):
+                raise ValueError(
+                    f"a {horizon}-step roll-out needs the known covariates of the first {need} "
+                    "future steps (z_future)."
+                )
+        window, outputs, routing = x, [], None
+        n_passes = math.ceil(horizon / step)
+        for i in range(n_passes):
+            out = self.reconstruct(window, marks)
+            routing = routing if routing is not None else out.routing
+            new = out.output[:, -step:]
+            outputs.append(new)
+            if i + 1 < n_passes:  # slide the window and its calendar marks by H_o steps
+                window = torch.cat([window[:, step:], new], 1)
+                if marks is not None and z_future is not None:
+                    marks = torch.cat([marks[:, step:], z_future[:, i * step : (i + 1) * step]], 1)
+        return MoEOutput(torch.cat(outputs, 1)[:, :horizon], routing or [])
 
 
-MODELS.register("mohets-nocov", MoHETS, help="MoHETS without covariates", covariates=False)
+MODELS.register("mohets-small", MoHETS, help="MoHETS (Small size of the authors' configs)", **SMALL)
 MODELS.register(
-    "mohets-flatten",
+    "mohets-nocov",
     MoHETS,
-    help="MoHETS with PatchTST's flatten head instead of the lookback experts",
-    head="flatten",
+    help="MoHETS (Tiny) without the exogenous embedding and cross-attention",
+    covariates=False,
 )
