@@ -122,3 +122,17 @@ def test_images_the_stem_cannot_take_are_one_error_line(tmp_path):
         _invoke("train", "advmoe", "--data", tmp_path / "tiny", "--out", out), "5x5", "stem"
     )
     assert not out.exists()
+
+
+def test_resume_continues_a_run_to_more_epochs(folder, tmp_path):
+    out = tmp_path / "run"
+    base = ["--data", folder, "--batch-size", 32, "--threads", 1, "--device", "cpu", "--quiet"]
+    assert _invoke("train", "advmoe", "--epochs", 1, "--out", out, *base).exit_code == 0
+    _one_error_line(_invoke("train", "advmoe", "--resume", out, "--lr", 0.1), "--lr", "--resume")
+    result = _invoke("train", "advmoe", "--resume", out, "--epochs", 2, "--threads", 1, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "config.json").read_text())["train"]["epochs"] == 2
+    epochs = [
+        json.loads(line) for line in (out / "logs" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert len(epochs) == 2

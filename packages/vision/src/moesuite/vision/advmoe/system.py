@@ -97,8 +97,19 @@ def train(
             config = read_json(Path(resume) / "config.json")
             if config.get("system") != "advmoe":
                 raise ValueError(f"--resume {resume}: not an advmoe run.")
+            fixed = {"data": data, "batch-size": batch_size, "lr": lr, "experts": experts}
+            fixed.update({"scheme": scheme, "routing": routing, "eps": eps, "out": out})
+            given = sorted(f"--{k}" for k, v in fixed.items() if v is not None)
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)}: --resume continues {resume} with its own settings; "
+                    "only --epochs (a new total) may change."
+                )
+            if epochs is not None:
+                config["train"]["epochs"] = epochs
             data_ = load_data(config["data"])
             with resume_run_directory(resume) as run:
+                run.write_config(config)
                 metrics = _train_and_report(run, config, data_, lightning, resume, quiet, seed)
             return CommandResult(Path(resume), metrics, _report(config, metrics))
         data_ = load_data(data)
