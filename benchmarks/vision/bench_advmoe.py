@@ -14,7 +14,8 @@ L-infinity, random start, same step size and seeds) and the router-only attack o
 ``--robust-n`` of them; inference FLOPs (chosen expert + router), CPU latency, expert usage.
 
 Rows go to ``results/advmoe.jsonl`` as they finish (run id and git commit on every row); the
-same command resumes (finished rows of the run id are skipped). Several workers may share one
+same command resumes (finished rows of the run id are skipped; a row cut short continues from
+its last epoch checkpoint in ``runs/bench/vision/advmoe/<run id>/``). Several workers may share one
 run id (``--rows 3 1``, ``--rows 4`` and ``--rows 0 2`` in three processes). Each finished
 row rewrites ``results/advmoe.md`` and ``results/advmoe_robust_vs_flops.png`` from that run
 id's rows only.
@@ -33,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from moesuite.core.training import run_directory, torch_threads
+from moesuite.core.training import RunDirectory, torch_threads
 from moesuite.vision.advmoe.data import load_data
 from moesuite.vision.advmoe.evaluate import attack_metrics, evaluate
 from moesuite.vision.advmoe.plots import plot_robust_vs_flops
@@ -52,6 +53,16 @@ ROWS = [
     ("advmoe", "advmoe", "per_layer"),
 ]
 DENSE = "resnet18 (dense r=1.0)"
+
+
+def unfinished(path: Path) -> Path | None:
+    """The newest epoch checkpoint of an unfinished row: in ``path`` or a leftover temp dir."""
+    found = [
+        d
+        for d in [path, *path.parent.glob(f".{path.name}.tmp-*")]
+        if (d / "checkpoints" / "last.ckpt").is_file()
+    ]
+    return max(found, key=lambda d: (d / "checkpoints" / "last.ckpt").stat().st_mtime, default=None)
 
 
 def commit() -> str:
@@ -157,9 +168,14 @@ def main() -> None:
             path = runs_root / f"{model}-{scheme or 'dense'}-{routing or 'none'}-s{seed}"
             start = time.perf_counter()
             print(f"train {label} seed {seed} -> {path}", flush=True)
-            with torch_threads(args.threads), run_directory(path, overwrite=True) as run:
+            resume = unfinished(path)
+            if resume is not None:
+                print(f"  resuming from {resume}/checkpoints/last.ckpt", flush=True)
+            path.mkdir(parents=True, exist_ok=True)  # a working directory: resumable by epoch
+            run = RunDirectory(path, path)
+            with torch_threads(args.threads):
                 run.write_config(config)
-                model_, system, seconds = fit_run(run, config, data, quiet=True)
+                model_, system, seconds = fit_run(run, config, data, resume=resume, quiet=True)
                 metrics = evaluate(
                     model_,
                     data.x_test,
