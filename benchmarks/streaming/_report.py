@@ -49,11 +49,15 @@ def _lines(path: Path) -> list[dict]:
 
 
 def _run(rows: list[dict], run_id: str, what: Path) -> list[dict]:
-    mine = [r for r in rows if r.get("run_id") == run_id]
+    """The rows of ``run_id``, one per (stream, model, length, seed): the first written."""
+    mine: dict[tuple, dict] = {}
+    for r in rows:
+        if r.get("run_id") == run_id:
+            mine.setdefault((r["stream"], r["model"], r["requested_n"], r["seed"]), r)
     if not mine:
         known = sorted({r.get("run_id", "?") for r in rows})
         raise SystemExit(f"{what}: no rows of run {run_id!r}; its runs are {known}.")
-    return mine
+    return list(mine.values())
 
 
 def _gmean(xs: list[float]) -> float:

@@ -189,6 +189,8 @@ def main() -> None:
 
         stream, seed, model = job
         n = length(stream)
+        if (stream, model, n, seed) in done_keys(a.out, a.run_id):  # another runner did it
+            return
         data, s = materialise(stream, n, seed)
         data_file = tmp / f"{stream}-{seed}-{model}.pkl"
         encode(data, data_file)
