@@ -285,6 +285,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench" / "promoe")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--name", default="promoe", help="results file stem")
+    p.add_argument(
+        "--objectives",
+        nargs="+",
+        choices=OBJECTIVES,
+        default=list(OBJECTIVES),
+        help="run only these objectives (e.g. one process per objective; the table reads every "
+        "row of the budget from the results file)",
+    )
+    p.add_argument("--commit", help="commit of the code being run (default: git HEAD)")
     args = p.parse_args(argv)
 
     def stop(signum, frame):  # a plain `kill` leaves a resumable run, like Ctrl+C
@@ -294,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)  # also for the figure, outside the runs
     budget = _budget(args)
     bid = _budget_id(budget)
-    commit = _commit()
+    commit = args.commit or _commit()
     args.out.mkdir(parents=True, exist_ok=True)
     jsonl = args.out / f"{args.name}.jsonl"
     rows = [r for r in _read_rows(jsonl) if r.get("budget_id") == bid]
@@ -304,14 +313,12 @@ def main(argv: list[str] | None = None) -> int:
         f"budget {bid}: {json.dumps(budget)}; commit {commit}; {len(done_ids)} runs done",
         flush=True,
     )
-    seed0: dict[tuple[str, str], Path] = {}
+    seed0 = {(m, o): runs_dir / f"{m}-{o}-s0" for o in OBJECTIVES for m in MODELS}
     for seed in range(args.seeds):  # seed-major: a partial benchmark still has whole seeds
-        for objective in OBJECTIVES:
+        for objective in args.objectives:
             for model in MODELS:
                 run_id = f"{bid}-{model}-{objective}-s{seed}"
                 run_dir = runs_dir / f"{model}-{objective}-s{seed}"
-                if seed == 0:
-                    seed0[(model, objective)] = run_dir
                 if run_id in done_ids:
                     continue
                 start = time.perf_counter()
@@ -328,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
                 with jsonl.open("a") as fh:
                     for row in new:
                         fh.write(json.dumps(row) + "\n")
-                rows += new
+                rows = [r for r in _read_rows(jsonl) if r.get("budget_id") == bid]
                 done_ids.add(run_id)
                 print(
                     f"  done in {time.perf_counter() - start:.0f}s: FID cfg1.5 "
@@ -336,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
                 (args.out / f"{args.name}.md").write_text(_table(rows, budget, args.seeds))
+    rows = [r for r in _read_rows(jsonl) if r.get("budget_id") == bid]
     (args.out / f"{args.name}.md").write_text(_table(rows, budget, args.seeds))
     _figure(
         {k: v for k, v in seed0.items() if (v / "checkpoints" / "ema.pt").is_file()},

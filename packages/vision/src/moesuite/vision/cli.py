@@ -81,6 +81,10 @@ ModulationOption = Annotated[
 UarOption = Annotated[
     bool | None, typer.Option("--uar/--no-uar", help="MoFME: uncertainty-aware router on or off.")
 ]
+PatchOption = Annotated[
+    int | None,
+    typer.Option("--patch-size", min=1, help="ProMoE: patch side (must divide the image sides)."),
+]
 CfgOption = Annotated[
     float | None, typer.Option("--cfg", min=0.0, help="Classifier-free guidance scale (ProMoE).")
 ]
@@ -112,6 +116,7 @@ def train(
     eps: EpsOption = None,
     modulation: ModulationOption = None,
     uar: UarOption = None,
+    patch_size: PatchOption = None,
     threads: ThreadsOption = None,
     device: DeviceOption = "auto",
     devices: DevicesOption = "auto",
@@ -145,6 +150,7 @@ def train(
             eps=eps,
             modulation=modulation,
             uar=uar,
+            patch_size=patch_size,
             threads=threads,
             device=device,
             devices=devices,
@@ -209,6 +215,7 @@ def compare(
     eps: EpsOption = None,
     modulation: ModulationOption = None,
     uar: UarOption = None,
+    patch_size: PatchOption = None,
     seeds: Annotated[
         int | None, typer.Option("--seeds", min=1, help="Seeds per model (0, 1, ...).")
     ] = None,
@@ -249,6 +256,7 @@ def compare(
             eps=eps,
             modulation=modulation,
             uar=uar,
+            patch_size=patch_size,
             seeds=seeds,
             threads=threads,
             device=device,

@@ -19,7 +19,8 @@ def check_patch_size(height: int, width: int, patch_size: int) -> None:
         raise ValueError(
             f"image size {height}x{width} is not divisible by the patch size {patch_size}; "
             f"resize or pad the images to a multiple of {patch_size} (e.g. "
-            f"{-(-height // patch_size) * patch_size}x{-(-width // patch_size) * patch_size})."
+            f"{-(-height // patch_size) * patch_size}x{-(-width // patch_size) * patch_size}) "
+            "or choose a patch size that divides both sides."
         )
 
 

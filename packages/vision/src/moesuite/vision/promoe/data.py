@@ -81,7 +81,10 @@ def _split(name: str, source: str, images: np.ndarray, labels: np.ndarray, class
 
 
 def load_data(data: str | Path | None = None) -> ImageData:
-    """Load ``data``: ``None`` (digits), a folder of MNIST idx files or of class subfolders.
+    """Load ``data``: digits, the shared MNIST, MNIST idx files or class subfolders.
+
+    ``None`` or ``"digits"``: scikit-learn's digits; ``"mnist"``: the shared data's MNIST; else a
+    folder of MNIST idx files or a folder with one subfolder of images per class.
 
     Examples:
         >>> d = load_data()
@@ -94,6 +97,10 @@ def load_data(data: str | Path | None = None) -> ImageData:
         images, labels = load_digits_images()
         return _split("digits", "digits", images[:, None], labels, list(range(10)))
     folder = Path(data)
+    if str(data) == "mnist" and not folder.exists():
+        from moesuite.vision.data.paths import shared_path
+
+        folder = shared_path("mnist")
     if not folder.exists():
         raise FileNotFoundError(
             f"--data: {folder}: no such folder (expected MNIST idx files or one subfolder of "
