@@ -32,8 +32,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import torch
-
 from moesuite.core.training import RunDirectory, torch_threads
 from moesuite.vision.advmoe.data import load_data
 from moesuite.vision.advmoe.evaluate import attack_metrics, evaluate
@@ -202,7 +200,7 @@ def main() -> None:
                 "seed": seed,
                 "train_seconds": round(seconds, 1),
                 "total_seconds": round(time.perf_counter() - start, 1),
-                "torch_threads": torch.get_num_threads(),
+                "torch_threads": args.threads,
                 **{k: v for k, v in metrics.items()},
             }
             with (args.results / "advmoe.jsonl").open("a") as fh:
