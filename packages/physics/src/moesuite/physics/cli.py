@@ -82,8 +82,8 @@ ExpertInputsOption = Annotated[
     str | None,
     typer.Option(
         "--expert-inputs",
-        help="FLiDAR models: EvidenceMoE's experts read the 'full' signal (default) or "
-        "mostly their 'window'.",
+        help="FLiDAR models: EvidenceMoE's early and late experts read only their 'window' "
+        "of the signal (default) or the 'full' signal.",
     ),
 ]
 

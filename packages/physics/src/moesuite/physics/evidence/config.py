@@ -28,10 +28,12 @@ class EvidenceTrainConfig:
         known_optics: the "known optics" setting: the estimators are given the optical
             properties, refractive index and IRF width of each signal (measured separately in
             practice); ``False`` (the default) leaves them as unknown nuisances.
-        expert_inputs: EvidenceMoE's ``"full"`` (default) or ``"window"`` expert inputs.
-        critic_target: the critics' training target, ``"argmin"`` (one-hot on the closest
-            expert, default) or ``"softmin"`` (graded by relative error; see
+        expert_inputs: EvidenceMoE's ``"window"`` (default) or ``"full"`` expert inputs.
+        critic_target: the critics' training target, ``"softmin"`` (graded by relative error,
+            default) or ``"argmin"`` (one-hot on the closest expert; see
             :func:`~moesuite.physics.evidence.critics.critic_loss`).
+        disagreement: EvidenceMoE adds its experts' weighted disagreement to the final
+            predictive variance.
     """
 
     n_train: int = 6000
@@ -45,8 +47,9 @@ class EvidenceTrainConfig:
     lsq_max_nfev: int = 40
     lsq_max_signals: int = 300
     known_optics: bool = False
-    expert_inputs: str = "full"
-    critic_target: str = "argmin"
+    expert_inputs: str = "window"
+    critic_target: str = "softmin"
+    disagreement: bool = True
 
     @property
     def known(self) -> tuple[str, ...]:

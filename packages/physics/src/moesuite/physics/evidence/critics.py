@@ -51,6 +51,8 @@ class DirichletCritic(nn.Module):
         num_experts: ``E``.
         n_targets: targets (2: depth, tau).
         d_hidden: hidden width.
+        d_context: width of an optional context the critic also reads (EvidenceMoE gives it
+            the signal's features, so that it can tell in which regime which expert is right).
 
     Examples:
         >>> critic = DirichletCritic(d_opinion=5, num_experts=3)
@@ -60,7 +62,14 @@ class DirichletCritic(nn.Module):
         ((4, 3, 2), True)
     """
 
-    def __init__(self, d_opinion: int, num_experts: int, n_targets: int = 2, d_hidden: int = 64):
+    def __init__(
+        self,
+        d_opinion: int,
+        num_experts: int,
+        n_targets: int = 2,
+        d_hidden: int = 64,
+        d_context: int = 0,
+    ):
         super().__init__()
         self.d_opinion, self.num_experts, self.n_targets, self.d_hidden = (
             d_opinion,
@@ -68,18 +77,24 @@ class DirichletCritic(nn.Module):
             n_targets,
             d_hidden,
         )
+        self.d_context = d_context
         self.net = nn.Sequential(
-            nn.Linear(d_opinion * num_experts, d_hidden),
+            nn.Linear(d_opinion * num_experts + d_context, d_hidden),
             nn.GELU(),
             nn.Linear(d_hidden, d_hidden),
             nn.GELU(),
             nn.Linear(d_hidden, 2 * num_experts * n_targets),
         )
 
-    def forward(self, opinions: torch.Tensor) -> CriticOutput:
-        """``opinions[B, E, d_opinion] -> CriticOutput``."""
+    def forward(self, opinions: torch.Tensor, context: torch.Tensor | None = None) -> CriticOutput:
+        """``opinions[B, E, d_opinion]`` (and ``context[B, d_context]``) ``-> CriticOutput``."""
         B = opinions.shape[0]
-        out = self.net(opinions.reshape(B, -1)).reshape(B, self.num_experts, self.n_targets, 2)
+        inp = opinions.reshape(B, -1)
+        if self.d_context:
+            if context is None or context.shape != (B, self.d_context):
+                raise ValueError(f"this critic needs a context of shape [B, {self.d_context}].")
+            inp = torch.cat([inp, context], dim=1)
+        out = self.net(inp).reshape(B, self.num_experts, self.n_targets, 2)
         evidence = F.softplus(out[..., 0])
         alpha = evidence + 1.0
         strength = alpha.sum(1)

@@ -1,19 +1,23 @@
 """Physics-guided experts: one per temporal component of the FLiDAR histogram.
 
-Every expert sees the whole signal and outputs Normal-Inverse-Gamma parameters for
-``(depth, tau)`` plus a small feature vector for the critics. Its specialisation comes from a
-physics loss: the expert's own ``(depth, tau)`` is pushed through the differentiable forward
-model (:func:`~moesuite.physics.data.flidar.expected_counts_torch`, with the simulation's optical
-properties, IRF and photon count of that signal) and the mismatch with the measured histogram is
-penalised on the expert's time window only:
+Each expert outputs Normal-Inverse-Gamma parameters for ``(depth, tau)`` plus a small feature
+vector for the critics. It reads its own temporal window of the signal (``window`` inputs, the
+default: the histogram features outside the window are zeroed; the photon count is always
+seen) and is guided by a physics loss: the expert's own ``(depth, tau)`` is pushed through the
+differentiable forward model (:func:`~moesuite.physics.data.flidar.expected_counts_torch`, with
+the simulation's optical properties, IRF and photon count of that signal) and the mismatch with
+the measured histogram is penalised on the expert's window only:
 
-=========  ===================================  =====================================
-expert     window (cumulative photon fraction)  physics it sees
-=========  ===================================  =====================================
-``early``  0.00 - 0.35                          rising edge: time of flight -> depth
-``bulk``   0.15 - 0.85                          diffuse bulk around the peak
-``late``   0.60 - 1.00                          decay tail -> lifetime (and absorption)
-=========  ===================================  =====================================
+==========  ===================================  =====================================
+expert      window (cumulative photon fraction)  physics it sees
+==========  ===================================  =====================================
+``early``   0.00 - 0.35                          rising edge: time of flight -> depth
+``late``    0.60 - 1.00                          decay tail -> lifetime (and absorption)
+``global``  0.00 - 1.00                          the whole histogram
+==========  ===================================  =====================================
+
+Experts that read different parts of the signal are right in different places (which is what
+the critics learn to rank); ``full`` inputs give every expert the whole signal.
 
 The experts run through the core's :class:`~moesuite.core.experts.ExpertList` with a dense
 plan (every signal to every expert, gate 1): expert ``e`` writes into its own slot of the
@@ -36,8 +40,8 @@ __all__ = ["WINDOWS", "PhysicsExpert", "ExpertBank", "window_masks", "physics_wi
 #: name -> (low, high) bounds of the cumulative photon fraction
 WINDOWS: dict[str, tuple[float, float]] = {
     "early": (0.0, 0.35),
-    "bulk": (0.15, 0.85),
     "late": (0.6, 1.0),
+    "global": (0.0, 1.0),
 }
 N_NIG = 8  # 2 targets x (gamma, nu, alpha, beta)
 
@@ -52,9 +56,9 @@ class PhysicsExpert(nn.Module):
         d_hidden: hidden width.
         d_feat: feature width handed to the critics.
         window: ``(low, high)`` cumulative-fraction window of this expert, used only with
-            ``n_bins`` set: the histogram features outside the window are attenuated to 10%
-            (option ``expert_inputs="window"`` of :class:`~.model.EvidenceMoE`; the default
-            ``None`` feeds the whole signal unchanged).
+            ``n_bins`` set: the histogram features outside the window are zeroed (option
+            ``expert_inputs="window"`` of :class:`~.model.EvidenceMoE`, its default; ``None``
+            feeds the whole signal unchanged).
         n_bins: number of histogram features at the start of the input (for ``window``).
     """
 
@@ -93,7 +97,7 @@ class PhysicsExpert(nn.Module):
         if self.window is not None and self.n_bins is not None:
             shape = x[:, : self.n_bins]
             mask = window_masks(shape.detach() ** 2, {"w": self.window})[:, 0].to(x.dtype)
-            x = torch.cat([shape * (0.1 + 0.9 * mask), x[:, self.n_bins :]], dim=1)
+            x = torch.cat([shape * mask, x[:, self.n_bins :]], dim=1)
         out = self.net(x)
         left = self.index * self.slot
         return F.pad(out, (left, self.d_model - left - self.slot))
@@ -151,7 +155,7 @@ def window_masks(
     Examples:
         >>> m = window_masks(torch.ones(1, 10))
         >>> m.sum(-1).tolist()
-        [[4, 8, 4]]
+        [[4, 4, 10]]
     """
     windows = windows or WINDOWS
     cdf = counts.cumsum(-1) / counts.sum(-1, keepdim=True).clamp_min(1.0)

@@ -7,12 +7,18 @@
     decider (x, corrected opinions,   -> fusion weights over experts + final NIG   [B, 2]
              reliability, evidence)
 
-The final prediction is ``sum_e w_e (gamma_e + r_e)`` with ``w = softmax(decider logits +
-log reliability)``; its NIG spread comes from the decider. Losses (:meth:`EvidenceMoE.loss_terms`):
-evidential loss of every expert and of the final output, the experts' windowed physics loss,
-and the critic loss. EvidenceMoE has no router (its experts are called with a dense plan and
-fused by the critics and the decider), so it has no aux losses. Targets are in scaled units
-(see :class:`~.features.TargetScaler`).
+The critics read the experts' opinions and the signal itself (so they can learn in which regime
+which expert is right). The final prediction is ``sum_e w_e (gamma_e + r_e)`` with ``w =
+softmax(decider logits + log reliability)``. Its uncertainty is that of a mixture: the
+decider's NIG plus the experts' weighted disagreement ``sum_e w_e (gamma_e + r_e - gamma)^2``,
+added to the NIG's predictive variance (and so to its epistemic part). Experts that read
+different windows agree where the training data taught them the same answer and disagree off
+the training ranges, which widens the intervals there (``disagreement=False`` turns it off).
+
+Losses (:meth:`EvidenceMoE.loss_terms`): evidential loss of every expert and of the final
+output, the experts' windowed physics loss, and the critic loss. EvidenceMoE has no router (its
+experts are called with a dense plan and fused by the critics and the decider), so it has no
+aux losses. Targets are in scaled units (see :class:`~.features.TargetScaler`).
 """
 
 from __future__ import annotations
@@ -60,9 +66,12 @@ class EvidenceMoE(nn.Module):
         d_critic: hidden width of the critics and the decider.
         physics_weight: weight of the windowed physics loss (0 disables it).
         evidence_coeff: weight of the evidence regulariser.
-        expert_inputs: ``"full"`` (every expert reads the whole signal, the default) or
-            ``"window"`` (each expert's histogram features outside its window are attenuated
-            to 10%, a stronger specialisation).
+        expert_inputs: ``"window"`` (the default: the early and late experts read only their
+            window of the histogram, the global one all of it) or ``"full"`` (every expert
+            reads the whole signal).
+        critic_target: the critics' target (:func:`~.critics.critic_loss`; default the graded
+            ``"softmin"``).
+        disagreement: add the experts' weighted disagreement to the final predictive variance.
         physics_subsample: signals per batch the physics loss re-simulates (the first ones of
             the shuffled batch; ``None``: all), since the forward model dominates a step's cost.
 
@@ -87,8 +96,9 @@ class EvidenceMoE(nn.Module):
         physics_weight: float = 0.05,
         evidence_coeff: float = 0.01,
         physics_subsample: int | None = 64,
-        expert_inputs: str = "full",
-        critic_target: str = "argmin",
+        expert_inputs: str = "window",
+        critic_target: str = "softmin",
+        disagreement: bool = True,
     ):
         super().__init__()
         if critic_target not in CRITIC_TARGETS:
@@ -96,6 +106,7 @@ class EvidenceMoE(nn.Module):
                 f"critic_target must be one of {CRITIC_TARGETS}, got {critic_target!r}."
             )
         self.critic_target = critic_target
+        self.disagreement = disagreement
         self.d_in, self.d_hidden, self.d_feat, self.d_critic = d_in, d_hidden, d_feat, d_critic
         self.sim_config = dict(sim_config)
         self.scale_low, self.scale_high = tuple(scale_low), tuple(scale_high)
@@ -115,7 +126,7 @@ class EvidenceMoE(nn.Module):
             windowed_inputs_bins=n_bins if expert_inputs == "window" else None,
         )
         d_op = 8 + d_feat  # gamma, log nu, log alpha, log beta per target + feature
-        self.critic = DirichletCritic(d_op, self.num_experts, 2, d_critic)
+        self.critic = DirichletCritic(d_op, self.num_experts, 2, d_critic, d_context=d_in)
         E = self.num_experts
         self.decider = nn.Sequential(
             nn.Linear(d_in + E * 2 * 3 + 2, d_critic),
@@ -144,6 +155,7 @@ class EvidenceMoE(nn.Module):
             "physics_subsample": self.physics_subsample,
             "expert_inputs": self.expert_inputs,
             "critic_target": self.critic_target,
+            "disagreement": self.disagreement,
         }
 
     def forward(self, x: torch.Tensor) -> EvidenceOutput:
@@ -154,7 +166,7 @@ class EvidenceMoE(nn.Module):
         opinions = torch.cat(
             [ex.gamma, ex.nu.log(), ex.alpha.log(), ex.beta.log(), feat.detach()], dim=-1
         )
-        critic = self.critic(opinions)
+        critic = self.critic(opinions, x)
         corrected = ex.gamma + critic.residual
         B, E = x.shape[0], self.num_experts
         dec_in = torch.cat(
@@ -172,12 +184,13 @@ class EvidenceMoE(nn.Module):
         weights = torch.softmax(logits, dim=1)
         gamma = (weights * corrected).sum(1)
         spread = dec[:, E * 2 :].reshape(B, 2, 3)
-        final = NIG(
-            gamma,
-            F.softplus(spread[..., 0]) + 1e-4,
-            F.softplus(spread[..., 1]) + 1.0 + 1e-4,
-            F.softplus(spread[..., 2]) + 1e-4,
-        )
+        nu = F.softplus(spread[..., 0]) + 1e-4
+        alpha = F.softplus(spread[..., 1]) + 1.0 + 1e-4
+        beta = F.softplus(spread[..., 2]) + 1e-4
+        if self.disagreement:  # Student-t variance beta (1 + nu) / (nu alpha) += disagreement
+            disagree = (weights * (corrected - gamma[:, None, :]) ** 2).sum(1).detach()
+            beta = beta + disagree * nu * alpha / (1 + nu)
+        final = NIG(gamma, nu, alpha, beta)
         return EvidenceOutput(final, experts, critic, weights)
 
     def loss_terms(

@@ -64,6 +64,7 @@ def _evidence(d_in: int, config: SimulationConfig, tc: EvidenceTrainConfig) -> E
         physics_weight=tc.physics_weight,
         expert_inputs=tc.expert_inputs,
         critic_target=tc.critic_target,
+        disagreement=tc.disagreement,
     )
 
 

@@ -14,8 +14,10 @@
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +55,6 @@ from moesuite.physics.evidence.registry import MODELS, parameter_count
 
 __all__ = [
     "EvidenceTrainConfig",
-    "GeneratorState",
     "training_step",
     "build_model",
     "fit_model",
@@ -80,22 +81,6 @@ def training_step(model: nn.Module, batch: Sequence[torch.Tensor]) -> dict[str, 
     return {"loss": task + aux, "task_loss": task, "aux_loss": aux, **terms}
 
 
-class GeneratorState(L.Callback):
-    """Keeps a ``torch.Generator`` (the training loader's shuffling) in every checkpoint.
-
-    A resumed run then draws the same batches as the uninterrupted one would have.
-    """
-
-    def __init__(self, generator: torch.Generator):
-        self.generator = generator
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"state": self.generator.get_state()}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.generator.set_state(state_dict["state"])
-
-
 def build_model(model: str, config: SimulationConfig, tc: EvidenceTrainConfig) -> Any:
     """A fresh estimator for ``model`` (networks match EvidenceMoE's parameter count)."""
     return MODELS.create(model, d_in=config.n_bins + 1 + len(tc.known), config=config, tc=tc)
@@ -115,8 +100,10 @@ def fit_model(
 ) -> tuple[nn.Module, float]:
     """Train network ``model``; returns ``(net, seconds)``.
 
-    With ``run_path`` the checkpoints and logs go there and the best validation epoch's weights
-    are restored at the end (without, the last epoch's are kept).
+    The best validation epoch's weights are restored at the end. With ``run_path`` the
+    checkpoints and logs go there (without, to a temporary directory). The training loader's
+    shuffling generator is checkpointed by the core's ``fit``, so a resumed run draws the same
+    batches as an uninterrupted one.
 
     Args:
         model: a network of :data:`~.registry.MODELS` (not ``evidence-lsq``).
@@ -139,26 +126,29 @@ def fit_model(
     val_loader = make_loader(to_batch(val_ds, scaler, tc.known), 1024, shuffle=False)
     optim = OptimConfig(lr=tc.lr, schedule="cosine", weight_decay=1e-4)
     system = MoESystem(net, training_step, optim, max_epochs=tc.epochs)
-    trainer = make_trainer(
-        run_path,
-        max_epochs=tc.epochs,
-        seed=tc.seed,
-        progress=progress,
-        monitor="val/loss",
-        gradient_clip_val=1.0,
-        callbacks=[GeneratorState(train_loader.generator), *callbacks],
-        **(lightning or {}),
-    )
-    # log every 20 steps, or once per epoch when an epoch (per process) has fewer batches
-    per_process = len(train_loader) // max(1, trainer.world_size)
-    trainer.log_every_n_steps = max(1, min(20, per_process))
-    start = time.perf_counter()
-    fit(trainer, system, train_loader, val_loader, resume=resume)
-    seconds = time.perf_counter() - start
-    best = getattr(trainer.checkpoint_callback, "best_model_path", "") if run_path else ""
-    if best:
-        state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
-        net.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
+    with ExitStack() as stack:
+        if run_path is None:
+            run_path = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        trainer = make_trainer(
+            run_path,
+            max_epochs=tc.epochs,
+            seed=tc.seed,
+            progress=progress,
+            monitor="val/loss",
+            gradient_clip_val=1.0,
+            callbacks=list(callbacks),
+            **(lightning or {}),
+        )
+        # log every 20 steps, or once per epoch when an epoch (per process) has fewer batches
+        per_process = len(train_loader) // max(1, trainer.world_size)
+        trainer.log_every_n_steps = max(1, min(20, per_process))
+        start = time.perf_counter()
+        fit(trainer, system, train_loader, val_loader, resume=resume)
+        seconds = time.perf_counter() - start
+        best = getattr(trainer.checkpoint_callback, "best_model_path", "")
+        if best:
+            state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
+            net.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
     net.eval()
     return net, seconds
 
@@ -173,8 +163,8 @@ def fit_and_predict(
 ) -> tuple[Prediction, FLiDARDataset, dict[str, Any]]:
     """Train (unless least squares) and predict ``test_ds``; returns ``(pred, scored_ds, info)``.
 
-    No run directory: the last epoch's weights are used. Least squares scores the first
-    ``tc.lsq_max_signals`` test signals (``scored_ds``).
+    No run directory: the best validation epoch's weights are used. Least squares scores the
+    first ``tc.lsq_max_signals`` test signals (``scored_ds``).
     """
     estimator = build_model(model, train_ds.config, tc)
     if isinstance(estimator, LeastSquaresFit):

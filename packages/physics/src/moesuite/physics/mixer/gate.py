@@ -13,7 +13,8 @@ The gate is linear, ``logits = xi W^T + b``, and routes each environment to
 
 Readings of the authors' public code that the abstract leaves open, each documented here:
 Euclidean K-means (their code uses a mean absolute distance), empty clusters re-seeded at the
-farthest context (their code skips the update), global greedy (lowest loss over all pairs
+farthest context (their code skips the update; ``GateUpdateConfig(authors_abort=True)`` does
+too), global greedy (lowest loss over all pairs
 first; their code takes the clusters in index order), K-means re-run from fresh seedings at
 every update besides the warm start (``recluster``; theirs warm-starts only), and a tiny ridge
 term for a well-posed least-squares problem.
@@ -100,6 +101,11 @@ class GateUpdateConfig:
             lowest-inertia clustering, warm start included, wins), so that a merge of two
             families can be undone once their contexts separate; ``False`` is the authors'
             warm-start-only K-means.
+        authors_abort: the authors' abort rule: K-means runs once from the previous centroids
+            (or a random start near 0 at first), and an empty cluster, or no convergence within
+            ``kmeans_iters``, skips the update (the gate keeps its weights). Without it the
+            update is skipped only when the contexts hold fewer distinct points than there are
+            experts (e.g. all still zero), where no clustering means anything.
     """
 
     kmeans_restarts: int = 20
@@ -108,6 +114,7 @@ class GateUpdateConfig:
     noise: float = 1e-4
     ridge: float = 1e-6
     recluster: bool = True
+    authors_abort: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.kmeans_restarts, int) or self.kmeans_restarts < 0:
@@ -129,6 +136,7 @@ class GateUpdateResult:
         cluster_expert: ``[K]`` expert assigned to each cluster.
         target: ``[N]`` expert each environment should go to (its cluster's expert).
         routed: ``[N]`` expert the refitted gate actually routes to.
+        aborted: the update was skipped (abort rule); the gate kept its previous weights.
     """
 
     clusters: torch.Tensor
@@ -137,6 +145,7 @@ class GateUpdateResult:
     cluster_expert: torch.Tensor
     target: torch.Tensor
     routed: torch.Tensor
+    aborted: bool = False
 
     @property
     def agreement(self) -> float:
@@ -153,7 +162,8 @@ def kmeans(
     iters: int = 50,
     tol: float = 1e-6,
     generator: torch.Generator | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
+    abort: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor] | None:
     """Lloyd's K-means, never leaving a cluster empty; the best of several starts.
 
     Candidates are the warm start ``init`` (if given) and ``restarts`` k-means++ seedings;
@@ -168,9 +178,12 @@ def kmeans(
         iters: maximum Lloyd iterations per start.
         tol: stop when every centroid moves less than this.
         generator: randomness of the seeding.
+        abort: the authors' rule instead: one run from ``init`` (or, without it, from
+            centroids drawn uniformly in ``[-1e-3, 1e-3]``), returning ``None`` as soon as a
+            cluster is empty or when it has not converged after ``iters`` iterations.
 
     Returns:
-        ``(labels[N], centroids[k, C])``.
+        ``(labels[N], centroids[k, C])``, or ``None`` when ``abort`` gave up.
 
     Examples:
         >>> import torch
@@ -185,6 +198,10 @@ def kmeans(
         raise ValueError(
             f"k must be an int in [1, N={N}] (one cluster per expert needs N >= E), got {k!r}."
         )
+    if abort:
+        if init is None:
+            init = (torch.rand(k, x.shape[1], generator=generator, dtype=x.dtype) * 2 - 1) * 1e-3
+        return _lloyd_or_abort(x, init.detach().double().clone(), iters, tol)
     starts = []
     if init is not None:
         if init.shape != (k, x.shape[1]):
@@ -237,6 +254,23 @@ def _lloyd(
         if not empty and moved <= tol:
             break
     return torch.cdist(x, c).argmin(1), c
+
+
+def _lloyd_or_abort(
+    x: torch.Tensor, c: torch.Tensor, iters: int, tol: float
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Lloyd iterations that give up on an empty cluster or without convergence (authors')."""
+    for _ in range(iters):
+        labels = torch.cdist(x, c).argmin(1)
+        counts = torch.bincount(labels, minlength=c.shape[0])
+        if bool((counts == 0).any()):
+            return None
+        new = torch.stack([x[labels == j].mean(0) for j in range(c.shape[0])])
+        moved = (new - c).abs().max()
+        c = new
+        if moved <= tol:
+            return torch.cdist(x, c).argmin(1), c
+    return None
 
 
 def greedy_assignment(cluster_losses: torch.Tensor) -> torch.Tensor:
@@ -327,15 +361,24 @@ def kmeans_least_squares_update(
         )
     x = contexts.detach().double()
     init = gate.centroids.double() if bool(gate.has_centroids) else None
-    labels, centroids = kmeans(
-        x,
-        E,
-        init=init,
-        restarts=cfg.kmeans_restarts if init is None or cfg.recluster else 0,
-        iters=cfg.kmeans_iters,
-        tol=cfg.kmeans_tol,
-        generator=generator,
-    )
+    clustering = None
+    if len(torch.unique(x, dim=0)) >= E:  # fewer distinct contexts than experts: skip
+        clustering = kmeans(
+            x,
+            E,
+            init=init,
+            restarts=cfg.kmeans_restarts if init is None or cfg.recluster else 0,
+            iters=cfg.kmeans_iters,
+            tol=cfg.kmeans_tol,
+            generator=generator,
+            abort=cfg.authors_abort,
+        )
+    if clustering is None:  # aborted: the gate keeps its weights (the authors also drop
+        gate.has_centroids.fill_(False)  # their centroids and restart K-means next time)
+        routed = gate.compute_logits(contexts).argmax(-1)
+        empty = torch.empty(0)
+        return GateUpdateResult(empty, empty, empty, empty, routed, routed, aborted=True)
+    labels, centroids = clustering
     losses = expert_losses.detach().double()
     inf = torch.full((E,), float("inf"), dtype=losses.dtype)
     table = torch.stack(

@@ -10,7 +10,7 @@ import numpy as np
 from moesuite.core.plotting import save_figure
 from moesuite.physics.data.odes import EnvironmentSet
 
-__all__ = ["plot_trajectories", "plot_expert_assignment"]
+__all__ = ["plot_trajectories", "plot_expert_assignment", "plot_assignment_panels"]
 
 
 def _pyplot():
@@ -80,26 +80,46 @@ def plot_expert_assignment(
         num_experts: ``E``.
         title: figure title.
     """
+    panel = (title or "environments per family and expert", families, family_idx, experts)
+    return plot_assignment_panels(path, [panel], num_experts)
+
+
+def plot_assignment_panels(
+    path: str | Path,
+    panels: list[tuple[str, tuple[str, ...], np.ndarray, np.ndarray]],
+    num_experts: int,
+    cols: int = 2,
+) -> Path:
+    """Several :func:`plot_expert_assignment` heatmaps side by side.
+
+    Args:
+        path: PNG to write.
+        panels: ``(title, families, family_idx[N], experts[N])`` per panel.
+        num_experts: ``E`` (the same for every panel).
+        cols: panels per row.
+    """
     plt = _pyplot()
-    counts = np.zeros((len(families), num_experts), dtype=int)
-    np.add.at(counts, (np.asarray(family_idx), np.asarray(experts)), 1)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * num_experts + 1.6, 0.9 + 0.42 * len(families)))
-    im = ax.imshow(counts, cmap="Blues", aspect="auto", vmin=0)
-    for i in range(counts.shape[0]):
-        for j in range(counts.shape[1]):
-            if counts[i, j]:
-                ax.text(
-                    j,
-                    i,
-                    str(counts[i, j]),
-                    ha="center",
-                    va="center",
-                    fontsize=7,
-                    color="white" if counts[i, j] > counts.max() / 2 else "black",
-                )
-    ax.set_xticks(range(num_experts))
-    ax.set_yticks(range(len(families)), families, fontsize=8)
-    ax.set_xlabel("expert")
-    ax.set_title(title or "environments per family and expert", fontsize=10)
-    fig.colorbar(im, ax=ax, label="environments")
+    cols = min(cols, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    n_fam = max(len(p[1]) for p in panels)
+    size = (1.0 + 0.55 * num_experts + 2.2, 0.9 + 0.42 * n_fam)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(size[0] * cols, size[1] * rows), squeeze=False
+    )
+    for ax in axes.flat[len(panels) :]:
+        ax.axis("off")
+    for ax, (title, families, family_idx, experts) in zip(axes.flat, panels, strict=False):
+        counts = np.zeros((len(families), num_experts), dtype=int)
+        np.add.at(counts, (np.asarray(family_idx), np.asarray(experts)), 1)
+        im = ax.imshow(counts, cmap="Blues", aspect="auto", vmin=0)
+        for i, j in zip(*np.nonzero(counts), strict=True):
+            dark = counts[i, j] > counts.max() / 2
+            ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=7,
+                    color="white" if dark else "black")  # fmt: skip
+        ax.set_xticks(range(num_experts))
+        ax.set_yticks(range(len(families)), families, fontsize=8)
+        ax.set_xlabel("expert")
+        ax.set_title(title, fontsize=9)
+        fig.colorbar(im, ax=ax, label="environments")
+    fig.tight_layout()
     return save_figure(fig, path, dpi=100)

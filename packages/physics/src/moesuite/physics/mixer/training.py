@@ -78,6 +78,7 @@ __all__ = [
     "MixERTrainConfig",
     "compare",
     "default_num_experts",
+    "hold_out_validation",
     "mixer_step",
     "prepare_data",
     "train",
@@ -223,19 +224,39 @@ class MixERSystem(L.LightningModule):
         model: a :class:`~moesuite.physics.mixer.model.MixERModel` (any ``gate``).
         config: the optimisation settings.
 
+    Args:
+        model: the model to train.
+        config: the optimisation settings.
+        validation: held-out trajectories of the training environments (see
+            :func:`hold_out_validation`); at the end of each epoch their full-horizon MSE is
+            logged as ``val/mse`` and the weights with the lowest one are kept in
+            :attr:`best_state`.
+
     Attributes:
         last_gate_update: the most recent :class:`GateUpdateResult` (MixER only).
-        gate_updates: number of gate updates done.
+        gate_updates: number of gate updates done (aborted ones included).
+        gate_aborts: gate updates skipped by the abort rule (the gate kept its weights).
+        best_state: the weights of the best validation epoch (``None`` without validation).
+        best_val: their validation MSE.
     """
 
-    def __init__(self, model: MixERModel, config: MixERTrainConfig):
+    def __init__(
+        self,
+        model: MixERModel,
+        config: MixERTrainConfig,
+        validation: TrajectoryBatch | None = None,
+    ):
         super().__init__()
         self.model = model
         self.automatic_optimization = False
         self.config = config
+        self.validation = validation
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.best_val = float("inf")
         self.generator = torch.Generator().manual_seed(config.seed)
         self.last_gate_update: GateUpdateResult | None = None
         self.gate_updates = 0
+        self.gate_aborts = 0
         self._inner = 0
         self._outer = 0
         self._audited = False
@@ -272,6 +293,7 @@ class MixERSystem(L.LightningModule):
             model.gate, model.contexts, losses, update, self.generator
         )
         self.gate_updates += 1
+        self.gate_aborts += int(result.aborted)
         self.last_gate_update = result
         return result
 
@@ -358,12 +380,28 @@ class MixERSystem(L.LightningModule):
                 self.log(f"routing/{key}", summary[key], on_step=False, on_epoch=True)
         return out["loss"].detach()
 
+    def on_train_epoch_end(self) -> None:
+        if self.validation is None:
+            return
+        model: MixERModel = self.model
+        v = self.validation
+        with torch.no_grad():
+            pred = model(v.y[:, :, 0], v.dt, v.y.shape[2], v.mask).output
+            mse = float(trajectory_mse(pred, v.y, v.mask).mean())
+        self.log("val/mse", mse, on_step=False, on_epoch=True)
+        if mse < self.best_val:  # NaN never wins
+            self.best_val = mse
+            self.best_state = {k: t.detach().clone() for k, t in model.state_dict().items()}
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["mixer"] = {
             "inner": self._inner,
             "outer": self._outer,
             "gate_updates": self.gate_updates,
+            "gate_aborts": self.gate_aborts,
             "generator": self.generator.get_state(),
+            "best_val": self.best_val,
+            "best_state": self.best_state,
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -371,7 +409,28 @@ class MixERSystem(L.LightningModule):
         if state is not None:
             self._inner, self._outer = state["inner"], state["outer"]
             self.gate_updates = state["gate_updates"]
+            self.gate_aborts = state.get("gate_aborts", 0)
             self.generator.set_state(state["generator"])
+            self.best_val = state.get("best_val", float("inf"))
+            self.best_state = state.get("best_state")
+
+
+def hold_out_validation(dataset: ODEDataset, n: int = 1) -> tuple[ODEDataset, TrajectoryBatch]:
+    """Split ``n`` held-out trajectories per training environment off the in-domain test set.
+
+    Returns ``(dataset whose test split keeps the rest, validation batch)``: the validation
+    trajectories select the best epoch's weights (:class:`MixERSystem`), the rest score.
+    """
+    test = dataset.train.test
+    if not 1 <= n < test.shape[1]:
+        raise ValueError(
+            f"cannot hold out {n} of {test.shape[1]} test trajectories per environment for "
+            "validation; generate more (n_test_ics)."
+        )
+    tr = dataset.train
+    kept = dataclasses.replace(tr, test=test[:, n:])
+    val = TrajectoryBatch.from_numpy(test[:, :n], tr.dt, tr.mask)
+    return dataclasses.replace(dataset, train=kept), val
 
 
 def default_num_experts(num_families: int) -> int:
@@ -413,6 +472,7 @@ def train_model(
     resume: Path | None = None,
     lightning: dict[str, Any] | None = None,
     callbacks: Sequence[L.Callback] = (),
+    validation: TrajectoryBatch | None = None,
 ) -> tuple[MixERModel, MixERSystem, float]:
     """Build and train one model on ``dataset.train`` with the core's trainer.
 
@@ -427,6 +487,8 @@ def train_model(
         resume: an interrupted run directory to continue from its last checkpoint.
         lightning: ``accelerator``/``devices``/``strategy`` for the trainer.
         callbacks: extra Lightning callbacks.
+        validation: held-out trajectories (:func:`hold_out_validation`): the returned model
+            has the weights of the epoch with the lowest validation MSE.
 
     Returns:
         ``(model, system, seconds)``.
@@ -441,7 +503,7 @@ def train_model(
     seed_everything(tc.seed)
     shape = {"state_dim": dataset.state_dim, "num_envs": dataset.train.num_envs}
     net = MODELS.create(model, **shape, num_experts=E, **(model_overrides or {}))
-    system = MixERSystem(net, tc)
+    system = MixERSystem(net, tc, validation)
     batch = TrajectoryBatch.from_numpy(dataset.train.fit, dataset.train.dt, dataset.train.mask)
     trainer = make_trainer(
         run_path,
@@ -457,6 +519,8 @@ def train_model(
     trainer.log_every_n_steps = max(1, tc.steps_per_epoch // max(1, trainer.world_size))
     start = time.perf_counter()
     fit(trainer, system, make_loader(batch, tc.steps_per_epoch), resume=resume)
+    if system.best_state is not None:
+        net.load_state_dict(system.best_state)
     return net, system, time.perf_counter() - start
 
 
@@ -545,6 +609,7 @@ def train(
             train_seconds=round(seconds, 2),
             eval_seconds=round(time.perf_counter() - start, 2),
             gate_updates=system.gate_updates,
+            gate_aborts=system.gate_aborts,
         )
         run.write_metrics(metrics)
         write_plots(run.path / "plots", dataset, evaluation, model)

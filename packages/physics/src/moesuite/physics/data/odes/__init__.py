@@ -5,7 +5,8 @@ registry :data:`FAMILIES`), each with many *environments* (parameter
 settings) and many initial conditions per environment, generated with
 ``scipy.integrate.solve_ivp``, padded to a common state size with a mask and split into
 ``train`` / ``test`` (known environments, new initial conditions) and ``adapt`` /
-``adapt_test`` (new environments).
+``adapt_test`` (new environments). :func:`generate_odebench` makes the MixER authors' own
+ten-family set (ODEBench-2D, their environment grid) in the same layout.
 
 Examples:
     >>> from moesuite.physics import odes
@@ -34,16 +35,26 @@ from moesuite.physics.data.odes.family import (
     register_family,
 )
 from moesuite.physics.data.odes.generate import GenerationConfig, generate, simulate_family
+from moesuite.physics.data.odes.odebench import (
+    ODEBENCH_FAMILIES,
+    ODEBENCH_NAMES,
+    ODEBenchConfig,
+    generate_odebench,
+)
 
 __all__ = [
     "FAMILIES",
     "FAMILY_NAMES",
+    "ODEBENCH_FAMILIES",
+    "ODEBENCH_NAMES",
+    "ODEBenchConfig",
     "SPLITS",
     "EnvironmentSet",
     "GenerationConfig",
     "ODEDataset",
     "ODEFamily",
     "generate",
+    "generate_odebench",
     "get_family",
     "list_families",
     "load_dataset",

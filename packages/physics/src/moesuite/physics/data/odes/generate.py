@@ -17,15 +17,16 @@ from __future__ import annotations
 import zlib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy.integrate import solve_ivp
 
 from moesuite.physics.data.odes.dataset import EnvironmentSet, ODEDataset
 from moesuite.physics.data.odes.families import FAMILY_NAMES
-from moesuite.physics.data.odes.family import get_family, parse_families
+from moesuite.physics.data.odes.family import ODEFamily, get_family, parse_families
 
-__all__ = ["GenerationConfig", "generate", "simulate_family"]
+__all__ = ["GenerationConfig", "assemble", "generate", "simulate_family"]
 
 _METHODS = ("RK45", "DOP853", "Radau", "BDF", "LSODA")
 
@@ -105,7 +106,7 @@ def _family_rng(seed: int, name: str) -> np.random.Generator:
 
 
 def simulate_family(
-    name: str,
+    name: str | ODEFamily,
     params: np.ndarray,
     y0: np.ndarray,
     n_times: int,
@@ -117,7 +118,7 @@ def simulate_family(
     """Integrate ``N`` trajectories of one family at once.
 
     Args:
-        name: family name.
+        name: family name, or an :class:`ODEFamily` (e.g. one of ODEBench-2D's).
         params: ``[N, P]`` parameters of each trajectory.
         y0: ``[N, D]`` initial conditions (the family's own units, not scaled).
         n_times: samples on ``[0, t_end]``.
@@ -134,7 +135,8 @@ def simulate_family(
         >>> y.shape, round(float(t[-1]), 1)
         ((1, 5, 2), 10.0)
     """
-    family = get_family(name)
+    family = name if isinstance(name, ODEFamily) else get_family(name)
+    name = family.name
     params = np.asarray(params, dtype=np.float64)
     y0 = np.asarray(y0, dtype=np.float64)
     N, D = y0.shape[0], family.state_dim
@@ -186,28 +188,57 @@ def generate(config: GenerationConfig | None = None, **overrides: object) -> ODE
         config = GenerationConfig(**{**asdict(config), **overrides})  # type: ignore[arg-type]
     families = config.families
     assert isinstance(families, tuple)
-    D = max(get_family(f).state_dim for f in families)
-    P = max(get_family(f).num_params for f in families)
-    parts: dict[str, list[dict[str, np.ndarray]]] = {"train": [], "adapt": []}
-    for index, name in enumerate(families):
-        family = get_family(name)
-        rng = _family_rng(config.seed, name)
+    fams = [get_family(f) for f in families]
+    env_params = []
+    for family in fams:
+        rng = _family_rng(config.seed, family.name)
         n_env = config.n_train_envs + config.n_adapt_envs
-        params = family.sample_params(n_env, rng, config.param_ranges.get(name, {}))
-        kinds = (
-            ("train", slice(0, config.n_train_envs), config.n_train_ics),
-            ("adapt", slice(config.n_train_envs, n_env), config.n_shots),
-        )
-        ics, env_params, counts = [], [], []
-        for _kind, envs, n_fit in kinds:
-            for p in params[envs]:
+        params = family.sample_params(n_env, rng, config.param_ranges.get(family.name, {}))
+        env_params.append((params[: config.n_train_envs], params[config.n_train_envs :], rng))
+    train, adapt = assemble(fams, env_params, config)
+    record = asdict(config)
+    record["families"] = list(families)
+    record["param_ranges"] = {
+        f: get_family(f).check_ranges(config.param_ranges.get(f, {})) for f in families
+    }
+    return ODEDataset(families, train, adapt, record)
+
+
+def assemble(
+    fams: list[ODEFamily],
+    env_params: list[tuple[np.ndarray, np.ndarray, np.random.Generator]],
+    config: GenerationConfig | Any,
+) -> tuple[EnvironmentSet, EnvironmentSet]:
+    """Integrate and stack the training and adaptation environments of several families.
+
+    Args:
+        fams: the families, in the dataset's order.
+        env_params: per family ``(train_params [E, P], adapt_params [A, P], rng)``; the
+            family's generator draws its initial conditions (and noise), in this order: the
+            training environments' ``n_train_ics + n_test_ics``, then the adaptation
+            environments' ``n_shots + n_test_ics``.
+        config: counts of trajectories, times, noise and solver settings (a
+            :class:`GenerationConfig`, or any object with its ``n_train_ics``, ``n_test_ics``,
+            ``n_shots``, ``n_times``, ``noise``, ``method``, ``rtol`` and ``atol``).
+
+    Returns:
+        ``(train, adapt)`` environment sets, padded to the largest state and parameter sizes.
+    """
+    D = max(f.state_dim for f in fams)
+    P = max(f.num_params for f in fams)
+    parts: dict[str, list[dict[str, np.ndarray]]] = {"train": [], "adapt": []}
+    for index, (family, (p_train, p_adapt, rng)) in enumerate(zip(fams, env_params, strict=True)):
+        kinds = (("train", p_train, config.n_train_ics), ("adapt", p_adapt, config.n_shots))
+        ics, rows, counts = [], [], []
+        for _kind, params, n_fit in kinds:
+            for p in params:
                 n_ic = n_fit + config.n_test_ics
                 ics.append(family.sample_ics(n_ic, rng))
-                env_params.append(np.repeat(p[None], n_ic, axis=0))
+                rows.append(np.repeat(p[None], n_ic, axis=0))
                 counts.append(n_ic)
         t, y = simulate_family(
-            name,
-            np.concatenate(env_params),
+            family,
+            np.concatenate(rows),
             np.concatenate(ics),
             config.n_times,
             method=config.method,
@@ -221,13 +252,13 @@ def generate(config: GenerationConfig | None = None, **overrides: object) -> ODE
         y_pad[..., : family.state_dim] = y
         per_env = np.split(y_pad, np.cumsum(counts)[:-1])
         env = 0
-        for kind, envs, n_fit in kinds:
-            n_kind = len(range(*envs.indices(n_env)))
+        for kind, params, n_fit in kinds:
+            n_kind = len(params)
             block = np.stack(per_env[env : env + n_kind])  # [envs, n_fit + n_test, T, D]
             mask = np.zeros((n_kind, D), dtype=bool)
             mask[:, : family.state_dim] = True
             padded_params = np.full((n_kind, P), np.nan)
-            padded_params[:, : family.num_params] = params[envs]
+            padded_params[:, : family.num_params] = params
             parts[kind].append(
                 {
                     "family": np.full(n_kind, index, dtype=np.int64),
@@ -239,7 +270,7 @@ def generate(config: GenerationConfig | None = None, **overrides: object) -> ODE
                 }
             )
             env += n_kind
-    sets = [
+    train, adapt = (
         EnvironmentSet(
             *(
                 np.concatenate([p[k] for p in parts[kind]])
@@ -247,10 +278,5 @@ def generate(config: GenerationConfig | None = None, **overrides: object) -> ODE
             )
         )
         for kind in ("train", "adapt")
-    ]
-    record = asdict(config)
-    record["families"] = list(families)
-    record["param_ranges"] = {
-        f: get_family(f).check_ranges(config.param_ranges.get(f, {})) for f in families
-    }
-    return ODEDataset(families, sets[0], sets[1], record)
+    )
+    return train, adapt
