@@ -117,3 +117,33 @@ def test_softmin_critic_target_rewards_ranking_every_expert():
     assert soft(ranked) < soft(swapped)
     with pytest.raises(ValueError, match="target must be one of"):
         critic_loss(ranked, pred, y, target="argmax")
+
+
+@pytest.mark.parametrize("target", ["softmin", "argmin"])
+def test_critics_reading_the_signal_rank_the_right_expert_first_on_its_half(target):
+    # the signal x says which half an input is in; expert 1 is right on the half x > 0 and
+    # wrong elsewhere, experts 0 and 2 are mediocre everywhere (opinions alone do not tell)
+    g = torch.Generator().manual_seed(0)
+    n = 600
+    x = torch.randn(n, 4, generator=g)
+    half = x[:, 0] > 0
+    y = torch.randn(n, 1, generator=g)
+    err_scale = torch.full((n, 3), 0.3)
+    err_scale[:, 1] = torch.where(half, 0.02, 0.6)
+    pred = y[:, None, :] + err_scale[..., None] * torch.randn(n, 3, 1, generator=g).sign()
+    opinions = torch.cat([pred, torch.zeros(n, 3, 1)], -1)  # no hint in the opinions
+    torch.manual_seed(0)
+    critic = DirichletCritic(d_opinion=2, num_experts=3, n_targets=1, d_hidden=32, d_context=4)
+    opt = torch.optim.Adam(critic.parameters(), lr=1e-2)
+    for _ in range(250):
+        opt.zero_grad()
+        critic_loss(critic(opinions, x), pred, y, target=target).backward()
+        opt.step()
+    with torch.no_grad():
+        fresh = torch.randn(400, 4, generator=g)
+        rel = critic(torch.zeros(400, 3, 2), fresh).reliability[:, :, 0]
+    on_half = fresh[:, 0] > 0
+    assert (rel[on_half].argmax(1) == 1).float().mean() >= 0.9
+    assert (rel[~on_half].argmax(1) != 1).float().mean() >= 0.9
+    with pytest.raises(ValueError, match="needs a context"):
+        critic(opinions)

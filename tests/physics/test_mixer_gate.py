@@ -112,3 +112,49 @@ def test_bad_update_inputs():
         kmeans_least_squares_update(gate, torch.zeros(5, 3), torch.zeros(5, 3))
     with pytest.raises(ValueError, match="kmeans_iters must be a positive int"):
         GateUpdateConfig(kmeans_iters=0)
+
+
+@pytest.mark.parametrize("authors", [False, True])
+def test_kmeans_abort_keeps_the_previous_gate(authors):
+    contexts, truth, perm, losses = _planted(0)
+    gate = LeastSquaresGate(context_dim=contexts.shape[1], num_experts=3)
+    cfg = GateUpdateConfig(authors_abort=authors)
+    kmeans_least_squares_update(gate, contexts, losses, cfg, torch.Generator().manual_seed(0))
+    before = (gate.weight.clone(), gate.bias.clone())
+    # all contexts still equal (as at the start of training, from zero): nothing to cluster
+    same = torch.zeros_like(contexts)
+    res = kmeans_least_squares_update(gate, same, losses, cfg, torch.Generator().manual_seed(1))
+    assert res.aborted and torch.equal(gate.weight, before[0]) and torch.equal(gate.bias, before[1])
+    assert not bool(gate.has_centroids)  # the next update restarts K-means
+    # the gate still routes the real contexts as before the aborted update
+    assert torch.equal(gate.compute_logits(contexts).argmax(-1), perm[truth])
+
+
+def test_authors_kmeans_aborts_on_an_empty_cluster_and_ours_reseeds_it():
+    x = torch.cat([torch.zeros(5, 2), torch.ones(5, 2), torch.full((1, 2), 2.5)])
+    far = torch.tensor([[0.0, 0.0], [1.0, 1.0], [50.0, 50.0]])  # the third centre gets no point
+    assert kmeans(x, 3, init=far, restarts=0, abort=True) is None
+    labels, _ = kmeans(x, 3, init=far, restarts=0)
+    assert torch.bincount(labels, minlength=3).min() >= 1
+    # without an empty cluster the authors' rule converges to the same partition
+    labels_a, _ = kmeans(x[:10], 2, init=far[:2], restarts=0, abort=True)
+    assert labels_a.tolist() == [0] * 5 + [1] * 5
+
+
+def test_least_squares_gate_reproduces_a_known_assignment_on_separable_contexts():
+    g = torch.Generator().manual_seed(3)
+    E, per, C = 4, 6, 8
+    centres = 4.0 * torch.randn(E, C, generator=g)
+    assignment = torch.tensor([2, 0, 3, 1])  # cluster j -> expert assignment[j]
+    clusters = torch.arange(E).repeat_interleave(per)
+    contexts = centres[clusters] + 0.1 * torch.randn(E * per, C, generator=g)
+    W, b = least_squares_gate(contexts, assignment[clusters], E)
+    gate = LeastSquaresGate(context_dim=C, num_experts=E).set_weights(W.float(), b.float())
+    routed = gate(contexts).plan
+    assert torch.equal(routed.expert_idx[torch.argsort(routed.token_idx)], assignment[clusters])
+    # and through the whole update: the median-loss table designates the same assignment
+    losses = torch.ones(E * per, E)
+    losses[torch.arange(E * per), assignment[clusters]] = 0.0
+    gate2 = LeastSquaresGate(context_dim=C, num_experts=E)
+    res = kmeans_least_squares_update(gate2, contexts, losses, generator=g)
+    assert not res.aborted and torch.equal(res.routed, assignment[clusters])

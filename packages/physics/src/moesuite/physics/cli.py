@@ -87,6 +87,58 @@ ExpertInputsOption = Annotated[
     ),
 ]
 
+
+#: ``simulate``'s range options: flag -> (simulation parameter, what it is, default range)
+RANGE_OPTIONS = {
+    "--depth": ("depth_mm", "the inclusion depth, mm", "1,20"),
+    "--lifetime": ("tau_ns", "the fluorescence lifetime, ns", "0.3,2"),
+    "--absorption": ("mua_ex", "the absorption coefficient mu_a, 1/mm", "0.005,0.05"),
+    "--scattering": ("musp_ex", "the reduced scattering coefficient mu_s', 1/mm", "0.5,2"),
+    "--refractive-index": ("n", "the refractive index", "1.33,1.44"),
+    "--irf-fwhm": ("irf_fwhm_ns", "the IRF width (FWHM), ns", "0.1,0.3"),
+    "--photons": ("photons", "the photon count, sampled log-uniformly", "1000,100000"),
+    "--background": ("background", "the uniform background fraction", "0,0.05"),
+}
+
+
+def _range_option(flag: str) -> Any:
+    _, what, default = RANGE_OPTIONS[flag]
+    text = f"Sampling range of {what} (default {default})."
+    return Annotated[str | None, typer.Option(flag, metavar="LO,HI", help=text)]
+
+
+def parse_ranges(given: dict[str, str | None]) -> dict[str, tuple[float, float]]:
+    """``{"--depth": "1,20", ...}`` -> ``{"depth_mm": (1.0, 20.0), ...}`` (unset ones skipped).
+
+    Examples:
+        >>> parse_ranges({"--depth": "1, 25", "--photons": None})
+        {'depth_mm': (1.0, 25.0)}
+    """
+    out = {}
+    for flag, text in given.items():
+        if text is None:
+            continue
+        try:
+            lo, hi = (float(v) for v in text.split(","))
+        except ValueError:
+            raise ValueError(
+                f"{flag}: expected LO,HI (two numbers separated by a comma), got {text!r}."
+            ) from None
+        if not lo <= hi:
+            raise ValueError(f"{flag}: LO must not exceed HI, got {text!r}.")
+        out[RANGE_OPTIONS[flag][0]] = (lo, hi)
+    return out
+
+
+DepthRange = _range_option("--depth")
+LifetimeRange = _range_option("--lifetime")
+AbsorptionRange = _range_option("--absorption")
+ScatteringRange = _range_option("--scattering")
+IndexRange = _range_option("--refractive-index")
+IRFRange = _range_option("--irf-fwhm")
+PhotonsRange = _range_option("--photons")
+BackgroundRange = _range_option("--background")
+
 SimulateOut = out_option("Run directory to create (default: runs/physics/simulate/<timestamp>).")
 TrainData = data_option(
     "Training data: a FLiDAR .npz (`simulate`) or an ODE-families .npz; "
@@ -183,8 +235,20 @@ def simulate(
     ] = False,
     seed: SeedOption = 0,
     out: SimulateOut = None,
+    depth: DepthRange = None,
+    lifetime: LifetimeRange = None,
+    absorption: AbsorptionRange = None,
+    scattering: ScatteringRange = None,
+    refractive_index: IndexRange = None,
+    irf_fwhm: IRFRange = None,
+    photons: PhotonsRange = None,
+    background: BackgroundRange = None,
 ) -> None:
-    """Simulate a FLiDAR dataset (dataset.npz) with a plot of example histograms."""
+    """Simulate a FLiDAR dataset (dataset.npz) with a plot of example histograms.
+
+    Every sampling range of the simulator has an option (LO,HI), e.g. a test set outside the
+    training ranges: `simulate --photons 300,1000` or `simulate --scattering 2,3`.
+    """
     from moesuite.core.training import default_run_path, run_directory
     from moesuite.physics.data.flidar import (
         SimulationConfig,
@@ -194,8 +258,14 @@ def simulate(
     )
     from moesuite.physics.evidence.plots import plot_example_histograms
 
+    given = dict(zip(RANGE_OPTIONS, (depth, lifetime, absorption, scattering,
+                                     refractive_index, irf_fwhm, photons, background),
+                     strict=True))  # fmt: skip
     config = SimulationConfig(
-        n_bins=n_bins, bin_width_ns=bin_width_ns, independent_emission=independent_emission
+        n_bins=n_bins,
+        bin_width_ns=bin_width_ns,
+        independent_emission=independent_emission,
+        ranges=parse_ranges(given),
     )
     irf_arr = load_irf(irf, n_bins) if irf is not None else None
     final = out or default_run_path("runs", "physics", "simulate")

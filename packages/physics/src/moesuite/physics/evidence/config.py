@@ -34,6 +34,7 @@ class EvidenceTrainConfig:
             :func:`~moesuite.physics.evidence.critics.critic_loss`).
         disagreement: EvidenceMoE adds its experts' weighted disagreement to the final
             predictive variance.
+        shot_noise: EvidenceMoE's final variance has a photon-limited part scaling as ``1/N``.
     """
 
     n_train: int = 6000
@@ -50,6 +51,7 @@ class EvidenceTrainConfig:
     expert_inputs: str = "window"
     critic_target: str = "softmin"
     disagreement: bool = True
+    shot_noise: bool = True
 
     @property
     def known(self) -> tuple[str, ...]:

@@ -126,7 +126,7 @@ def dirichlet_kl_uniform(alpha: torch.Tensor, dim: int = 1) -> torch.Tensor:
     )
 
 
-CRITIC_TARGETS = ("argmin", "softmin")
+CRITIC_TARGETS = ("argmin", "softmin", "rank")
 
 
 def critic_loss(
@@ -149,6 +149,9 @@ def critic_loss(
             target that ranks every expert by its relative error in this signal (the risk term
             is the Dirichlet expected squared error to that distribution; the KL term still
             removes the closest expert's evidence).
+            ``"rank"``: the softmin target plus a pairwise ranking term: for every pair of
+            experts, a logistic loss on ``log a_i - log a_j`` whose label says which of the two
+            is closer to the truth in this signal (what the within-signal Spearman measures).
         temperature: of the softmin, relative to the signal's mean expert error.
     """
     if target not in CRITIC_TARGETS:
@@ -156,7 +159,7 @@ def critic_loss(
     err = (expert_pred - y[:, None, :]).abs()
     onehot = F.one_hot(err.argmin(1), expert_pred.shape[1]).transpose(1, 2).to(y.dtype)  # [B, E, T]
     goal = onehot
-    if target == "softmin":
+    if target in ("softmin", "rank"):
         rel = err / (temperature * err.mean(1, keepdim=True) + 1e-12)
         goal = torch.softmax(-rel, dim=1)
     alpha = critic.evidence + 1
@@ -164,4 +167,10 @@ def critic_loss(
     risk = dirichlet_risk(goal, alpha).mean()
     kl = dirichlet_kl_uniform(alpha_wrong).mean()
     resid = ((expert_pred + critic.residual - y[:, None, :]) ** 2).mean()
-    return risk + kl_weight * kl + resid
+    loss = risk + kl_weight * kl + resid
+    if target == "rank":
+        la = alpha.log()
+        i, j = torch.triu_indices(alpha.shape[1], alpha.shape[1], 1)
+        closer = (err[:, i] < err[:, j]).to(la.dtype)  # [B, pairs, T]
+        loss = loss + F.binary_cross_entropy_with_logits(la[:, i] - la[:, j], closer)
+    return loss

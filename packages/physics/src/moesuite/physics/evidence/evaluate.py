@@ -83,14 +83,19 @@ def predict(
     level: float = 0.9,
     chunk: int = 4096,
     known: tuple[str, ...] = (),
+    trained_on: SimulationConfig | None = None,
 ) -> Prediction:
     """Means and central ``level`` intervals of a trained network on ``ds`` (physical units).
 
     ``known``: parameter names the network was trained with as inputs (known-optics setting).
+    ``trained_on``: the simulation config of the training data (its ranges scale the targets
+    and the known inputs; default ``ds.config``, which is only right when ``ds`` was simulated
+    over the training ranges: pass it for test sets outside them).
     """
     net.eval()
-    x = features(ds.signals, known_columns(ds.params, ds.config, known))
-    scaler = _scale_of(net, ds.config)
+    train_config = trained_on or ds.config
+    x = features(ds.signals, known_columns(ds.params, train_config, known))
+    scaler = _scale_of(net, train_config)
     parts: dict[str, list[np.ndarray]] = {}
 
     def add(key: str, value: torch.Tensor | np.ndarray) -> None:
@@ -231,7 +236,7 @@ def evaluate(
         res, scored = MODELS.create(model, d_in=0, config=sim, tc=tc).fit(ds, progress)
         pred = from_lsq(res)
     else:
-        pred, scored = predict(load_model(run_dir), ds, known=tc.known), ds
+        pred, scored = predict(load_model(run_dir), ds, known=tc.known, trained_on=sim), ds
     source = str(data) if data else f"simulated n={n_test}"
     metrics = {"split": "test", "data": source, **metrics_of(pred, scored)}
     target = Path(out) if out is not None else run_dir / "eval"

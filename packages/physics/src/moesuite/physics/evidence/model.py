@@ -72,8 +72,13 @@ class EvidenceMoE(nn.Module):
         critic_target: the critics' target (:func:`~.critics.critic_loss`; default the graded
             ``"softmin"``).
         disagreement: add the experts' weighted disagreement to the final predictive variance.
+        shot_noise: give the final predictive variance a photon-limited part ``b(x) N_ref / N``
+            (``N`` the signal's photon count, ``N_ref = 10^4``) besides the decider's own, so
+            that it grows as photon counts fall, below the training range too (shot noise
+            scales so; a learned function of ``log N`` would level off outside its range).
         physics_subsample: signals per batch the physics loss re-simulates (the first ones of
-            the shuffled batch; ``None``: all), since the forward model dominates a step's cost.
+            the shuffled batch, 8 by default; ``None``: all), since the forward model dominates
+            a step's cost (with 64 of 128 a step cost about 45 times a dense network's).
 
     Examples:
         >>> cfg = SimulationConfig(n_bins=32, bin_width_ns=0.39)
@@ -95,10 +100,11 @@ class EvidenceMoE(nn.Module):
         d_critic: int = 64,
         physics_weight: float = 0.05,
         evidence_coeff: float = 0.01,
-        physics_subsample: int | None = 64,
+        physics_subsample: int | None = 8,
         expert_inputs: str = "window",
         critic_target: str = "softmin",
         disagreement: bool = True,
+        shot_noise: bool = True,
     ):
         super().__init__()
         if critic_target not in CRITIC_TARGETS:
@@ -107,6 +113,7 @@ class EvidenceMoE(nn.Module):
             )
         self.critic_target = critic_target
         self.disagreement = disagreement
+        self.shot_noise = shot_noise
         self.d_in, self.d_hidden, self.d_feat, self.d_critic = d_in, d_hidden, d_feat, d_critic
         self.sim_config = dict(sim_config)
         self.scale_low, self.scale_high = tuple(scale_low), tuple(scale_high)
@@ -133,7 +140,7 @@ class EvidenceMoE(nn.Module):
             nn.GELU(),
             nn.Linear(d_critic, d_critic),
             nn.GELU(),
-            nn.Linear(d_critic, E * 2 + 2 * 3),
+            nn.Linear(d_critic, E * 2 + 2 * 4),
         )
         self.register_buffer("_low", torch.tensor(self.scale_low), persistent=False)
         self.register_buffer(
@@ -156,6 +163,7 @@ class EvidenceMoE(nn.Module):
             "expert_inputs": self.expert_inputs,
             "critic_target": self.critic_target,
             "disagreement": self.disagreement,
+            "shot_noise": self.shot_noise,
         }
 
     def forward(self, x: torch.Tensor) -> EvidenceOutput:
@@ -183,10 +191,13 @@ class EvidenceMoE(nn.Module):
         logits = dec[:, : E * 2].reshape(B, E, 2) + critic.reliability.log()
         weights = torch.softmax(logits, dim=1)
         gamma = (weights * corrected).sum(1)
-        spread = dec[:, E * 2 :].reshape(B, 2, 3)
+        spread = dec[:, E * 2 :].reshape(B, 2, 4)
         nu = F.softplus(spread[..., 0]) + 1e-4
         alpha = F.softplus(spread[..., 1]) + 1.0 + 1e-4
         beta = F.softplus(spread[..., 2]) + 1e-4
+        if self.shot_noise:  # x[:, n_bins] is log10(N) / 5
+            ref_over_n = torch.pow(10.0, 4.0 - 5.0 * x[:, self._config.n_bins]).clamp(max=1e4)
+            beta = beta + F.softplus(spread[..., 3]) * ref_over_n[:, None]
         if self.disagreement:  # Student-t variance beta (1 + nu) / (nu alpha) += disagreement
             disagree = (weights * (corrected - gamma[:, None, :]) ** 2).sum(1).detach()
             beta = beta + disagree * nu * alpha / (1 + nu)

@@ -1,4 +1,4 @@
-"""Figures of the FLiDAR side: example histograms, predicted vs true, NRMSE vs depth and photons."""
+"""Figures of the FLiDAR side: histograms, predicted vs true, NRMSE vs depth, expert wins."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from moesuite.core.plotting import save_figure
 from moesuite.physics.data.flidar import FLiDARDataset
 from moesuite.physics.evidence.metrics import binned_nrmse
 
-__all__ = ["plot_example_histograms", "plot_pred_vs_true", "plot_nrmse_vs"]
+__all__ = ["plot_example_histograms", "plot_pred_vs_true", "plot_nrmse_vs", "plot_expert_wins"]
 
 _NAMES = (("depth", "depth (mm)"), ("tau", "lifetime tau (ns)"))
 
@@ -108,3 +108,65 @@ def plot_nrmse_vs(
     axes[0, 0].legend(fontsize=7)
     fig.suptitle(title or "NRMSE vs depth and photon count")
     return save_figure(fig, path, dpi=110)
+
+
+def plot_expert_wins(
+    y: np.ndarray,
+    expert_mean: np.ndarray,
+    reliability: np.ndarray,
+    names: tuple[str, ...],
+    path: str | Path,
+    title: str = "",
+    bins: int = 8,
+) -> Path:
+    """Which expert wins where, over depth x lifetime: the closest one, and the critics' pick.
+
+    For each target (rows: depth, lifetime) two panels: the fraction of signals in each
+    (depth, lifetime) cell whose closest expert is each expert, drawn as the colour of the most
+    frequent one (intensity: how often it wins), and the same for the expert the critics rank
+    first, with the agreement of the two in the title.
+
+    Args:
+        y: ``[N, 2]`` true (depth, tau).
+        expert_mean: ``[N, E, 2]`` each expert's estimate.
+        reliability: ``[N, E, 2]`` the critics' reliabilities.
+        names: expert names (``E``).
+        path: PNG to write.
+        title: figure title.
+        bins: cells per axis.
+    """
+    from matplotlib.colors import to_rgb
+
+    plt = _plt()
+    E = expert_mean.shape[1]
+    d_edges = np.linspace(y[:, 0].min(), y[:, 0].max() + 1e-9, bins + 1)
+    t_edges = np.linspace(y[:, 1].min(), y[:, 1].max() + 1e-9, bins + 1)
+    di = np.clip(np.digitize(y[:, 0], d_edges) - 1, 0, bins - 1)
+    ti = np.clip(np.digitize(y[:, 1], t_edges) - 1, 0, bins - 1)
+    colours = np.array([to_rgb(f"C{e}") for e in range(E)])
+    fig, axes = plt.subplots(2, 2, figsize=(9.5, 8), squeeze=False)
+    extent = (t_edges[0], t_edges[-1], d_edges[0], d_edges[-1])
+    for j, target in enumerate(("depth", "lifetime")):
+        best = np.abs(expert_mean[:, :, j] - y[:, None, j]).argmin(1)
+        pick = reliability[:, :, j].argmax(1)
+        for k, (choice, label) in enumerate(((best, "closest expert"), (pick, "critics' pick"))):
+            img = np.ones((bins, bins, 3))
+            for a in range(bins):
+                for b in range(bins):
+                    m = (di == a) & (ti == b)
+                    if m.any():
+                        share = np.bincount(choice[m], minlength=E) / m.sum()
+                        e = int(share.argmax())
+                        img[a, b] = 1 - share[e] * (1 - colours[e])
+            ax = axes[j, k]
+            ax.imshow(img, origin="lower", aspect="auto", extent=extent)
+            agree = float(np.mean(best == pick))
+            extra = f" (agrees with the closest {agree:.0%})" if k else ""
+            ax.set_title(f"{target}: {label}{extra}", fontsize=9)
+            ax.set_xlabel("lifetime (ns)")
+            ax.set_ylabel("depth (mm)")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[e]) for e in range(E)]
+    fig.legend(handles, names, loc="lower center", ncol=E, fontsize=8)
+    fig.suptitle(title or "which expert wins where (colour: most frequent, shade: how often)")
+    fig.tight_layout(rect=(0, 0.04, 1, 0.97))
+    return save_figure(fig, path, dpi=90)

@@ -65,6 +65,7 @@ def _evidence(d_in: int, config: SimulationConfig, tc: EvidenceTrainConfig) -> E
         expert_inputs=tc.expert_inputs,
         critic_target=tc.critic_target,
         disagreement=tc.disagreement,
+        shot_noise=tc.shot_noise,
     )
 
 
