@@ -5,3 +5,8 @@
 joint TRADES, AdvMoE alternating steps), ``evaluate`` (clean and robust accuracy, FLOPs,
 latency, expert usage) and ``system`` (the CLI's functions).
 """
+
+# ``moesuite.vision.systems`` imports every ``<system>.system`` module when it is imported; a
+# direct ``import moesuite.vision.advmoe.system`` must therefore let it start first, or that
+# import would meet this package's ``system`` module half-initialised (circular import).
+import moesuite.vision.systems  # noqa: E402, F401
