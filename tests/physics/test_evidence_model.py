@@ -41,15 +41,16 @@ def test_expert_bank_concatenates_each_experts_slot():
         assert out[:, : e * bank.slot].abs().sum() == 0
 
 
-def test_windows_cover_rising_edge_bulk_and_tail():
+def test_windows_cover_rising_edge_tail_and_everything():
     counts = torch.tensor(
         expected_counts(simulate_dataset(1, CFG, seed=3).params, CFG), dtype=torch.float32
     )
-    m = window_masks(counts)
+    m = window_masks(counts)  # early, late, global
     first = [int(torch.nonzero(m[0, w])[0]) for w in range(3)]
     last = [int(torch.nonzero(m[0, w])[-1]) for w in range(3)]
-    assert first[0] <= first[1] <= first[2] and last[0] <= last[1] <= last[2]
-    assert m[0].any(0).all()  # every bin belongs to some expert
+    assert first[0] == first[2] < first[1] and last[0] < last[1] == last[2]
+    assert m[0, 2].all()  # the global window holds every bin
+    assert not (m[0, 0] & m[0, 1]).any()  # early and late do not overlap
 
 
 def test_physics_loss_is_smallest_at_the_true_parameters():
@@ -57,13 +58,21 @@ def test_physics_loss_is_smallest_at_the_true_parameters():
     counts = torch.tensor(ds.signals)
     params = torch.tensor(ds.params, dtype=torch.float32)
     truth = params[:, :2]
-    cand = torch.stack(
-        [truth, truth * torch.tensor([1.4, 1.0]), truth * torch.tensor([1.0, 1.6])], dim=1
+    masks = window_masks(counts)  # early, late, global
+
+    def loss_of(guess):  # every expert guesses the same; each is scored on its own window
+        cand = guess[:, None, :].expand(-1, 3, -1)
+        return physics_window_loss(cand, counts, params, masks, SimulationConfig())
+
+    right = loss_of(truth)
+    deep, slow = (
+        loss_of(truth * torch.tensor([1.4, 1.0])),
+        loss_of(truth * torch.tensor([1.0, 1.6])),
     )
-    loss = physics_window_loss(cand, counts, params, window_masks(counts), SimulationConfig())
-    assert (loss[:, 0] < loss[:, 1]).float().mean() >= 0.75
-    assert (loss[:, 0] < loss[:, 2]).float().mean() >= 0.75
-    assert loss[:, 0].mean() < 2.0  # about 1 at the Poisson noise floor
+    for e in range(3):  # on every window the truth beats a wrong depth and a wrong lifetime
+        assert (right[:, e] < deep[:, e]).float().mean() >= 0.75
+        assert (right[:, e] < slow[:, e]).float().mean() >= 0.75
+    assert right.mean() < 2.0  # about 1 at the Poisson noise floor
 
 
 def test_losses_backpropagate_to_every_part(data):

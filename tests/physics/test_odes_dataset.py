@@ -103,3 +103,47 @@ def test_malformed_npz_files(tmp_path, dataset):
 def test_dataset_validates_on_construction(dataset):
     with pytest.raises(ValueError, match="families must be non-empty and distinct"):
         ODEDataset(("a", "a", "b"), dataset.train, dataset.adapt)
+
+
+def test_odebench_is_the_authors_grid_with_their_adaptation_range():
+    from moesuite.physics.data.odes import ODEBENCH_NAMES, generate_odebench
+    from moesuite.physics.data.odes.odebench import REFERENCE, adaptation_grid, training_grid
+
+    ds = generate_odebench(n_test_ics=2)
+    assert ds.families == ODEBENCH_NAMES and len(ds.families) == 10
+    assert ds.train.num_envs == 160 and ds.adapt.num_envs == 40 and ds.state_dim == 2
+    assert ds.split("train").shape == (160, 4, 20, 2) and ds.split("adapt").shape == (40, 1, 20, 2)
+    for i, name in enumerate(ds.families):
+        ref = REFERENCE[name]
+        p = ds.train.params[ds.train.family == i][:, : len(ref)]
+        # 16 environments on the authors' grid over 0.9-1.1x the reference, 2 decimals
+        assert np.allclose(p, training_grid(ref, 16))
+        assert np.all(p >= np.round(0.9 * ref, 2) - 1e-9) and np.all(p <= np.round(1.1 * ref, 2))
+        assert np.allclose(p, np.round(p, 2))
+        # adaptation at 0.8, 0.93, 1.07 and 1.2x for both the shots and the held-out ones
+        a = ds.adapt.params[ds.adapt.family == i][:, : len(ref)]
+        assert np.allclose(a, adaptation_grid(ref, 4))
+        assert np.allclose(a[[0, -1]], np.round(ref[None] * [[0.8], [1.2]], 2))
+    # one grid axis per parameter: 16 values for one, 4 x 4 for two
+    assert len(np.unique(training_grid(np.array([2.1]), 16))) == 16
+    assert training_grid(np.array([4.5, 0.43]), 16).shape == (16, 2)
+    # initial conditions never repeat across splits (theirs reuse the two reference ones)
+    starts = [ds.split(s)[:, :, 0].reshape(-1, 2) for s in ("train", "test", "adapt", "adapt_test")]
+    allstarts = np.concatenate(starts)
+    assert len(np.unique(np.round(allstarts, 9), axis=0)) == len(allstarts)
+    # the families of ours are untouched: 'all' still means our ten
+    from moesuite.physics.data.odes import parse_families
+
+    assert not set(parse_families("all")) & set(ODEBENCH_NAMES)
+
+
+def test_hold_out_validation_splits_the_in_domain_test_set():
+    from moesuite.physics.mixer.training import hold_out_validation
+
+    ds = generate(families="van_der_pol", n_train_envs=3, n_adapt_envs=1, n_test_ics=3, n_times=5)
+    kept, val = hold_out_validation(ds, 1)
+    assert kept.train.test.shape[1] == 2 and val.y.shape[:2] == (3, 1)
+    assert np.array_equal(val.y.numpy(), ds.train.test[:, :1])
+    assert np.array_equal(kept.train.test, ds.train.test[:, 1:])
+    with pytest.raises(ValueError, match="cannot hold out 3 of 3"):
+        hold_out_validation(ds, 3)

@@ -188,3 +188,21 @@ def test_bad_input_is_one_line_nonzero_and_leaves_nothing(tmp_path, sim, args, m
     errors = [line for line in res.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and match in errors[0], res.output
     assert not out.exists()
+
+
+def test_simulate_has_an_option_per_sampling_range(tmp_path):
+    out = tmp_path / "shifted"
+    res = invoke("simulate", "--n", 50, "--n-bins", 32, "--bin-width-ns", 0.39, "--out", out,
+                 "--photons", "300,1000", "--scattering", "2,3", "--depth", "2,4")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    from moesuite.physics.data.flidar import load_npz
+
+    ds = load_npz(out / "dataset.npz")
+    assert ds.config.ranges["photons"] == (300.0, 1000.0)
+    assert ds.column("musp_ex").min() >= 2 and ds.column("musp_ex").max() <= 3
+    assert ds.column("depth_mm").max() <= 4 and ds.column("photons").max() <= 1000
+    bad = invoke("simulate", "--n", 5, "--out", tmp_path / "bad", "--lifetime", "2")
+    assert bad.exit_code == 2 and "--lifetime: expected LO,HI" in bad.output
+    assert not (tmp_path / "bad").exists()
+    bad = invoke("simulate", "--n", 5, "--out", tmp_path / "bad", "--absorption", "-1,1")
+    assert bad.exit_code == 2 and "not a valid physical range" in bad.output

@@ -64,7 +64,8 @@ FamiliesOption = Annotated[
     typer.Option(
         "--families",
         help="ODE models: families, comma-separated or 'all' (`list` shows them; default: "
-        "three of them, or every family of --data).",
+        "three of them, or every family of --data), or 'odebench2d' (the MixER authors' ten "
+        "ODEBench-2D families on their environment grid).",
     ),
 ]
 NTrainOption = Annotated[
@@ -206,7 +207,7 @@ def _echo_metrics(metrics: dict[str, Any]) -> None:
 @app.command("list")
 def list_() -> None:
     """List the models of both systems and the ODE families, with one line each."""
-    from moesuite.physics.data.odes import FAMILIES, list_families
+    from moesuite.physics.data.odes import FAMILIES, ODEBENCH_FAMILIES, list_families
 
     for name, registry in _registries().items():
         typer.echo(f"{_SYSTEM_TITLES[name]}:")
@@ -216,6 +217,9 @@ def list_() -> None:
     helps = FAMILIES.help()
     for family in list_families():
         typer.echo(f"  {family:<18} {helps[family]}")
+    typer.echo("--families odebench2d: the MixER authors' ten ODEBench-2D families:")
+    for family, text in ODEBENCH_FAMILIES.help().items():
+        typer.echo(f"  {family:<22} {text}")
 
 
 @app.command()

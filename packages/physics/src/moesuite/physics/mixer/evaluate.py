@@ -28,8 +28,10 @@ from moesuite.core.training import read_json, run_directory
 from moesuite.physics.data.odes import (
     EnvironmentSet,
     GenerationConfig,
+    ODEBenchConfig,
     ODEDataset,
     generate,
+    generate_odebench,
     load_dataset,
 )
 from moesuite.physics.mixer.adapt import AdaptConfig, adapt_contexts, frozen
@@ -201,6 +203,8 @@ def dataset_from_record(record: dict[str, Any]) -> ODEDataset:
     if record.get("path"):
         ds = load_dataset(record["path"])
         return ds.subset(record["families"]) if record.get("families") else ds
+    if "odebench" in record:
+        return generate_odebench(ODEBenchConfig(**record["odebench"]))
     gen = dict(record["generation"])
     gen["families"] = tuple(gen["families"])
     return generate(GenerationConfig(**gen))

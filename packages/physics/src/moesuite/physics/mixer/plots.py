@@ -103,9 +103,7 @@ def plot_assignment_panels(
     rows = math.ceil(len(panels) / cols)
     n_fam = max(len(p[1]) for p in panels)
     size = (1.0 + 0.55 * num_experts + 2.2, 0.9 + 0.42 * n_fam)
-    fig, axes = plt.subplots(
-        rows, cols, figsize=(size[0] * cols, size[1] * rows), squeeze=False
-    )
+    fig, axes = plt.subplots(rows, cols, figsize=(size[0] * cols, size[1] * rows), squeeze=False)
     for ax in axes.flat[len(panels) :]:
         ax.axis("off")
     for ax, (title, families, family_idx, experts) in zip(axes.flat, panels, strict=False):

@@ -48,8 +48,10 @@ from moesuite.core.training import (
 from moesuite.physics._runs import markdown_table, open_run, resumed_config, write_run_config
 from moesuite.physics.data.odes import (
     GenerationConfig,
+    ODEBenchConfig,
     ODEDataset,
     generate,
+    generate_odebench,
     load_dataset,
     parse_families,
 )
@@ -87,6 +89,8 @@ __all__ = [
 
 #: families of the quick default (one 3-D chaotic, two 2-D oscillators)
 QUICK_FAMILIES = "lotka_volterra,van_der_pol,lorenz"
+#: the ``--families`` value naming the MixER authors' ten-family set (ODEBench-2D)
+ODEBENCH = "odebench2d"
 #: epochs of the quick default (each epoch is ``steps_per_epoch`` outer steps)
 QUICK_EPOCHS = 20
 
@@ -444,15 +448,20 @@ def prepare_data(
     """The dataset to train on and a JSON record of where it came from.
 
     With ``data``, the ``.npz`` is loaded and ``families`` (``None`` or ``"all"``: all of the
-    file's families) selects some of its families. Otherwise the families are generated
-    (``None``: :data:`QUICK_FAMILIES`) with :class:`~moesuite.physics.odes.GenerationConfig`
-    fields in ``generation``.
+    file's families) selects some of its families. ``families="odebench2d"`` is the MixER
+    authors' ten ODEBench-2D families on their grid (:func:`~moesuite.physics.odes.
+    generate_odebench`, ``generation``: :class:`~moesuite.physics.odes.ODEBenchConfig` fields).
+    Otherwise the families are generated (``None``: :data:`QUICK_FAMILIES`) with
+    :class:`~moesuite.physics.odes.GenerationConfig` fields in ``generation``.
     """
     if data is not None:
         ds = load_dataset(data)
         if families not in (None, "all"):
             ds = ds.subset([f.strip() for f in str(families).split(",") if f.strip()])
         return ds, {"path": str(Path(data).resolve()), "families": list(ds.families)}
+    if families == ODEBENCH:
+        bench = ODEBenchConfig(seed=seed, **generation)
+        return generate_odebench(bench), {"path": None, "odebench": dataclasses.asdict(bench)}
     names = parse_families(families or QUICK_FAMILIES)
     gen = GenerationConfig(families=names, seed=seed, **generation)
     record = dataclasses.asdict(gen)
