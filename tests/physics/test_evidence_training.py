@@ -49,6 +49,7 @@ def test_train_writes_a_run_directory_that_evaluate_reads(tmp_path, small_npz):
     )
     assert sorted(p.name for p in (run / "plots").glob("*.png")) == [
         "example_histograms.png",
+        "expert_wins.png",  # which expert wins where, over depth x lifetime
         "nrmse_vs_depth_photons.png",
         "pred_vs_true.png",
     ]
@@ -56,7 +57,7 @@ def test_train_writes_a_run_directory_that_evaluate_reads(tmp_path, small_npz):
     assert again["n_signals"] == 300 and 0 <= again["coverage90_tau"] <= 1
     assert (run / "eval" / "metrics.json").is_file() and len(
         list((run / "eval" / "plots").glob("*.png"))
-    ) == 2
+    ) == 3
     # the reloaded network predicts exactly what the trained one did on the same data
     ds = load_npz(small_npz)
     p1, p2 = (

@@ -27,12 +27,13 @@ from moesuite.physics.data.flidar import (
     simulate_dataset,
 )
 from moesuite.physics.evidence.config import EvidenceTrainConfig
+from moesuite.physics.evidence.experts import WINDOWS
 from moesuite.physics.evidence.features import TargetScaler, features, known_columns
 from moesuite.physics.evidence.lsq import LSQResult
 from moesuite.physics.evidence.metrics import ranking_scores, score, spearman
 from moesuite.physics.evidence.model import EvidenceMoE, EvidenceOutput
 from moesuite.physics.evidence.nig import NIG, student_t_interval
-from moesuite.physics.evidence.plots import plot_nrmse_vs, plot_pred_vs_true
+from moesuite.physics.evidence.plots import plot_expert_wins, plot_nrmse_vs, plot_pred_vs_true
 from moesuite.physics.evidence.registry import MODELS, NETWORKS
 
 __all__ = [
@@ -159,7 +160,11 @@ def metrics_of(pred: Prediction, ds: FLiDARDataset) -> dict[str, Any]:
 
 
 def write_plots(directory: Path, model: str, pred: Prediction, ds: FLiDARDataset) -> None:
-    """``pred_vs_true.png`` and ``nrmse_vs_depth_photons.png`` of one model's prediction."""
+    """``pred_vs_true.png``, ``nrmse_vs_depth_photons.png`` (and EvidenceMoE's ``expert_wins.png``).
+
+    ``expert_wins.png``: which expert is closest, and which the critics rank first, over depth
+    x lifetime (the experts' temporal specialisation).
+    """
     y = truth(ds)
     plot_pred_vs_true(
         y,
@@ -177,6 +182,15 @@ def write_plots(directory: Path, model: str, pred: Prediction, ds: FLiDARDataset
         Path(directory) / "nrmse_vs_depth_photons.png",
         f"{model}: NRMSE vs depth and photon count",
     )
+    if "reliability" in pred.extras:
+        plot_expert_wins(
+            y,
+            pred.extras["expert_mean"],
+            pred.extras["reliability"],
+            tuple(WINDOWS),
+            Path(directory) / "expert_wins.png",
+            f"{model}: which expert wins where",
+        )
 
 
 def load_model(run_dir: Path) -> nn.Module:
