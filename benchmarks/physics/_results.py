@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import multiprocessing
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,3 +67,17 @@ def markdown(header: Iterable[str], lines: Iterable[Iterable[str]]) -> str:
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(cells) + " |" for cells in lines]
     return "\n".join(out)
+
+
+def run_all(
+    run_task: Callable[[dict], dict], tasks: list[dict], record: Callable[[dict], None], jobs: int
+) -> None:
+    """Run ``tasks`` (``jobs`` at once in spawned processes) and ``record`` each row as it ends."""
+    if jobs <= 1:
+        for task in tasks:
+            record(run_task(task))
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(jobs, mp_context=context) as pool:
+        for future in as_completed([pool.submit(run_task, t) for t in tasks]):
+            record(future.result())

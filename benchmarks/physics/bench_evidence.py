@@ -25,16 +25,14 @@ the forward model to every signal of the in-range test set (once: it has no seed
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import statistics
 import time
 from collections import defaultdict
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
 import torch
-from _results import RESULTS, append_row, commit, fmt, markdown, open_rows, read_rows
+from _results import RESULTS, append_row, commit, fmt, markdown, open_rows, read_rows, run_all
 
 from moesuite.physics.data.flidar import SimulationConfig, simulate_dataset
 from moesuite.physics.evidence.config import EvidenceTrainConfig
@@ -226,14 +224,7 @@ def main() -> None:
         md.write_text(table(rows))
         write_pngs(rows, work, args.out, args.n_test, args.n_shift)
 
-    if args.jobs <= 1:
-        for task in tasks:
-            record(run_task(task))
-        return
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
-        for future in as_completed([pool.submit(run_task, t) for t in tasks]):
-            record(future.result())
+    run_all(run_task, tasks, record, args.jobs)
 
 
 if __name__ == "__main__":

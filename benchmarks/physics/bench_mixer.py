@@ -31,18 +31,16 @@ continues an interrupted one (finished rows are kept and skipped, a finished aut
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import shutil
 import statistics
 import tempfile
 import time
 from collections import defaultdict
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import torch
 from _authors import AUTHORS_OUTER_STEPS, run_authors
-from _results import RESULTS, append_row, commit, fmt, markdown, open_rows, read_rows
+from _results import RESULTS, append_row, commit, fmt, markdown, open_rows, read_rows, run_all
 
 from moesuite.physics.data.odes import ODEDataset, generate, generate_odebench
 from moesuite.physics.mixer.adapt import AdaptConfig
@@ -234,14 +232,7 @@ def main() -> None:
         md.write_text(table(rows))
         write_assignment_png(rows, args.out / "mixer_expert_assignment.png", datasets0)
 
-    if args.jobs <= 1:
-        for task in tasks:
-            record(run_task(task))
-        return
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
-        for future in as_completed([pool.submit(run_task, t) for t in tasks]):
-            record(future.result())
+    run_all(run_task, tasks, record, args.jobs)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ from __future__ import annotations
 import zlib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 import numpy as np
 from scipy.integrate import solve_ivp
@@ -26,24 +25,22 @@ from moesuite.physics.data.odes.dataset import EnvironmentSet, ODEDataset
 from moesuite.physics.data.odes.families import FAMILY_NAMES
 from moesuite.physics.data.odes.family import ODEFamily, get_family, parse_families
 
-__all__ = ["GenerationConfig", "assemble", "generate", "simulate_family"]
+__all__ = ["GenerationConfig", "TrajectoryCounts", "assemble", "generate", "simulate_family"]
 
 _METHODS = ("RK45", "DOP853", "Radau", "BDF", "LSODA")
 
 
 @dataclass(frozen=True, kw_only=True)
-class GenerationConfig:
-    """How many environments and trajectories to generate, and how.
+class TrajectoryCounts:
+    """Environments and trajectories per family, and how they are integrated.
 
     Attributes:
-        families: family names (``"all"``, a comma-separated string or a tuple).
         n_train_envs: training environments per family (the paper's ODEBench uses 16).
         n_adapt_envs: adaptation environments per family (the paper uses 4).
         n_train_ics: trajectories per training environment used for training.
         n_test_ics: held-out trajectories per environment (in-domain and adaptation tests).
         n_shots: trajectories per adaptation environment used to fit its context.
         n_times: observations per trajectory, including ``t = 0``.
-        param_ranges: per-family overrides ``{family: {param: (lo, hi) or value}}``.
         noise: std of Gaussian observation noise added to the stored states (scaled units).
         method: ``solve_ivp`` method.
         rtol: relative tolerance of the solver.
@@ -51,14 +48,12 @@ class GenerationConfig:
         seed: base seed.
     """
 
-    families: tuple[str, ...] | str = FAMILY_NAMES
     n_train_envs: int = 8
     n_adapt_envs: int = 4
     n_train_ics: int = 8
     n_test_ics: int = 2
     n_shots: int = 1
     n_times: int = 20
-    param_ranges: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
     noise: float = 0.0
     method: str = "DOP853"
     rtol: float = 1e-8
@@ -66,7 +61,6 @@ class GenerationConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "families", parse_families(self.families))
         for name in ("n_train_envs", "n_adapt_envs", "n_train_ics", "n_test_ics", "n_shots"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -79,6 +73,23 @@ class GenerationConfig:
             raise ValueError(f"method must be one of {_METHODS}, got {self.method!r}.")
         if not (self.rtol > 0 and self.atol > 0):
             raise ValueError(f"rtol and atol must be > 0, got {self.rtol}, {self.atol}.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class GenerationConfig(TrajectoryCounts):
+    """How many environments and trajectories to generate, and how (:class:`TrajectoryCounts`).
+
+    Attributes:
+        families: family names (``"all"``, a comma-separated string or a tuple).
+        param_ranges: per-family overrides ``{family: {param: (lo, hi) or value}}``.
+    """
+
+    families: tuple[str, ...] | str = FAMILY_NAMES
+    param_ranges: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "families", parse_families(self.families))
+        super().__post_init__()
         if not isinstance(self.param_ranges, Mapping):
             raise TypeError(
                 "param_ranges must be a mapping family -> {param: (lo, hi)}, "
@@ -207,7 +218,7 @@ def generate(config: GenerationConfig | None = None, **overrides: object) -> ODE
 def assemble(
     fams: list[ODEFamily],
     env_params: list[tuple[np.ndarray, np.ndarray, np.random.Generator]],
-    config: GenerationConfig | Any,
+    config: TrajectoryCounts,
 ) -> tuple[EnvironmentSet, EnvironmentSet]:
     """Integrate and stack the training and adaptation environments of several families.
 
@@ -217,9 +228,7 @@ def assemble(
             family's generator draws its initial conditions (and noise), in this order: the
             training environments' ``n_train_ics + n_test_ics``, then the adaptation
             environments' ``n_shots + n_test_ics``.
-        config: counts of trajectories, times, noise and solver settings (a
-            :class:`GenerationConfig`, or any object with its ``n_train_ics``, ``n_test_ics``,
-            ``n_shots``, ``n_times``, ``noise``, ``method``, ``rtol`` and ``atol``).
+        config: counts of trajectories, times, noise and solver settings.
 
     Returns:
         ``(train, adapt)`` environment sets, padded to the largest state and parameter sizes.

@@ -44,7 +44,7 @@ import numpy as np
 from moesuite.core.registry import Registry
 from moesuite.physics.data.odes.dataset import ODEDataset
 from moesuite.physics.data.odes.family import ODEFamily
-from moesuite.physics.data.odes.generate import _METHODS, _family_rng, assemble
+from moesuite.physics.data.odes.generate import TrajectoryCounts, _family_rng, assemble
 
 __all__ = [
     "ODEBENCH_FAMILIES",
@@ -190,44 +190,16 @@ def adaptation_grid(reference: np.ndarray, n_envs: int = 4) -> np.ndarray:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ODEBenchConfig:
-    """Counts of the ODEBench-2D dataset (defaults: the authors' environments).
+class ODEBenchConfig(TrajectoryCounts):
+    """Counts of the ODEBench-2D dataset (:class:`TrajectoryCounts`).
 
-    Attributes:
-        n_train_envs: training environments per family (grid; the authors' 16).
-        n_adapt_envs: adaptation environments per family (the authors' 4).
-        n_train_ics: trajectories per training environment to train on (the authors' 4).
-        n_test_ics: held-out trajectories per environment (the authors use 32).
-        n_shots: trajectories per adaptation environment to fit its context (the authors' 1).
-        n_times: observations per trajectory (the authors' 20).
-        noise: std of Gaussian observation noise.
-        method: ``solve_ivp`` method.
-        rtol: relative tolerance.
-        atol: absolute tolerance.
-        seed: seeds the initial conditions.
+    The authors' 16 training environments with 4 trajectories each and 4 adaptation
+    environments with one; 8 held-out trajectories per environment (the authors use 32).
     """
 
     n_train_envs: int = 16
-    n_adapt_envs: int = 4
     n_train_ics: int = 4
     n_test_ics: int = 8
-    n_shots: int = 1
-    n_times: int = 20
-    noise: float = 0.0
-    method: str = "DOP853"
-    rtol: float = 1e-8
-    atol: float = 1e-10
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        for name in ("n_train_envs", "n_adapt_envs", "n_train_ics", "n_test_ics", "n_shots"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}.")
-        if not isinstance(self.n_times, int) or self.n_times < 2:
-            raise ValueError(f"n_times must be an int >= 2, got {self.n_times!r}.")
-        if self.method not in _METHODS or not self.noise >= 0:
-            raise ValueError(f"method must be one of {_METHODS} and noise >= 0.")
 
 
 def generate_odebench(
