@@ -60,6 +60,12 @@ def test_train_writes_a_run_directory(data):
         assert (run / f).is_file()
 
 
+def test_resume_continues_a_run_in_place(data):
+    out = _ok(["train", "mofme", "--resume", data / "run", "--quiet"])
+    assert "validation PSNR" in out and str(data / "run") in out
+    assert "is a 'mofme' run" in _error(["train", "moe-restorer", "--resume", data / "run"])
+
+
 def test_eval_on_paired_folders_and_on_a_folder_of_photos(data, tmp_path, monkeypatch):
     monkeypatch.setenv("MOESUITE_CACHE_DIR", str(tmp_path / "cache"))
     out = _ok(["eval", data / "run", "--data", data / "pairs", "--out", tmp_path / "e1"])
