@@ -2,6 +2,7 @@
 
 import json
 import warnings
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -66,19 +67,27 @@ def test_train_eval_forecast_on_a_csv(tmp_path, small_csv, csv_writer):
 
 def test_compare_with_repeated_options_through_the_umbrella_command(tmp_path, small_csv):
     out = tmp_path / "cmp"
-    args = ["timeseries", "compare", "--model", "naive", "--model", "dlinear", "--data",
-            str(small_csv), "--lookback", "48", "--horizon", "6", "--horizon", "12", "--epochs",
-            "1", "--quiet", "--out", str(out)]  # fmt: skip
+    args = ["timeseries", "compare", "--model", "naive", "--model", "dlinear", "--model",
+            "mohets", "--data", str(small_csv), "--lookback", "48", "--horizon", "6",
+            "--horizon", "12", "--epochs", "1", "--batch-size", "16", "--patience", "2",
+            "--lr", "0.01", "--d-model", "8", "--d-ff", "8", "--limit-train-batches", "2",
+            "--quiet", "--out", str(out)]  # fmt: skip
     result = runner.invoke(root_app, args)
     assert result.exit_code == 0, result.output
     rows = json.loads((out / "metrics.json").read_text())["rows"]
     assert {(r["model"], r["horizon"]) for r in rows} == {
-        (m, h) for m in ("naive", "dlinear") for h in (6, 12)
+        (m, h) for m in ("naive", "dlinear", "mohets") for h in (6, 12)
     }
+    # MoHETS is trained once for both horizons, DLinear once per horizon
+    assert len({r["run_dir"] for r in rows if r["model"] == "mohets"}) == 1
+    assert len({r["run_dir"] for r in rows if r["model"] == "dlinear"}) == 2
     jsonl = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     for r in (*rows, *jsonl):  # every recorded run directory exists after the command
         assert (tmp_path / r["run_dir"]).resolve().is_relative_to(out.resolve())
         assert (tmp_path / r["run_dir"] / "metrics.json").is_file(), r["run_dir"]
+    config = json.loads((Path(rows[-1]["run_dir"]) / "config.json").read_text())
+    assert config["recipe"]["batch_size"] == 16 and config["recipe"]["patience"] == 2
+    assert config["model_config"]["d_ff"] == 8 and config["recipe"]["lr"] == 0.01
     assert (out / "plots" / "comparison_mse.png").is_file() and "| dlinear |" in result.output
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left
 

@@ -1,4 +1,5 @@
-"""Forecaster contracts: shapes for every registered model, causality, head size, RevIN, MoHE."""
+"""Forecaster contracts and the MoHETS mechanisms: shapes, causality, patching, rotary attention,
+the exogenous path between channels, the MoHE layer, the roll-out, the baselines."""
 
 import pytest
 import torch
@@ -10,17 +11,22 @@ from moesuite.core.recorder import RoutingRecorder
 from moesuite.core.routers.base import Router
 from moesuite.timeseries.models import (
     MODELS,
-    BasisHead,
     DLinear,
-    FourierExpert,
+    FANFeedForward,
+    GroupedQueryAttention,
     MoHETS,
+    NLinear,
+    PatchEmbedding,
     RevIN,
+    UnPatchDecoder,
+    apply_rotary,
     build_mohe_layer,
     create_model,
-    fourier_basis,
 )
+from moesuite.timeseries.models.mohe import GatedSharedExpert
 
-L, H, C, CZ, CK = 64, 24, 3, 3, 2
+L, H, C, CZ, CK = 48, 24, 3, 3, 2
+TINY = {"d_model": 16, "d_ff": 16, "n_heads": 2, "n_kv_heads": 1, "n_layers": 2}
 
 
 def _inputs(B=4, horizon=H, seed=0):
@@ -33,7 +39,7 @@ def _inputs(B=4, horizon=H, seed=0):
 
 
 def _tiny(name, **kw):
-    opts = {"d_model": 16, "d_ff": 16, "n_heads": 2} if MODELS.get(name).obj is MoHETS else {}
+    opts = dict(TINY) if MODELS.get(name).obj is MoHETS else {}
     opts.update(kw)
     return create_model(
         name, n_channels=C, lookback=L, horizon=H, n_covariates=CZ, n_known=CK, **opts
@@ -90,36 +96,172 @@ def test_each_window_depends_only_on_its_own_inputs(name):
     assert grad[1] > 0 and grad[0] == 0 and grad[2] == 0
 
 
-def test_future_covariates_matter_only_when_known():
+def test_mohets_uses_known_covariates_only_and_through_them_alone_mixes_channels():
+    """The exogenous embedding is the only path between channels; past-only covariates have no
+    future to slide into the roll-out and are not used."""
     torch.manual_seed(0)
-    x, zp, zf = _inputs()
-    known = _perturb(_tiny("mohets").eval())
-    assert not torch.allclose(known.predict(x, zp, zf), known.predict(x, zp, zf + 1.0))
-    past_only = _perturb(
-        create_model("mohets", n_channels=C, lookback=L, horizon=H, n_covariates=CZ, n_known=0,
-                     d_model=16, d_ff=16, n_heads=2).eval()
-    )  # fmt: skip
-    assert torch.allclose(past_only.predict(x, zp, zf), past_only.predict(x, zp, zf + 1.0))
-    assert not torch.allclose(past_only.predict(x, zp, zf), past_only.predict(x, zp + 1.0, zf))
-    no_cov = _perturb(_tiny("mohets-nocov").eval())
-    assert torch.allclose(no_cov.predict(x, zp, zf), no_cov.predict(x, zp + 1.0, zf + 1.0))
+    x, zp, zf = _inputs(B=2, horizon=48)
+    model = _perturb(_tiny("mohets").eval())
+    moved = x.clone()
+    moved[:, :, 2] += torch.linspace(0, 3, L)
+    y, y2 = model.predict(x, zp, zf, 48), model.predict(moved, zp, zf, 48)
+    assert not torch.allclose(y[..., 0], y2[..., 0])  # channel 2 reaches channel 0
+    zp2 = zp.clone()
+    zp2[..., 0] += 1.0  # the past-only covariate column
+    assert torch.allclose(model.predict(x, zp2, zf, 48), y)
+    zf2 = zf.clone()
+    zf2[:, :24] += 1.0  # the calendar marks slid in after the first step
+    assert torch.allclose(model.predict(x, zp, zf2, 24), model.predict(x, zp, zf, 24))
+    assert not torch.allclose(model.predict(x, zp, zf2, 48), y)
+    alone = _perturb(_tiny("mohets-nocov").eval())
+    assert alone.exogenous is None
+    y, y2 = alone.predict(x, zp, zf, 48), alone.predict(moved, zp, zf, 48)
+    assert torch.allclose(y[..., :2], y2[..., :2]) and not torch.allclose(y[..., 2], y2[..., 2])
+    with pytest.raises(ValueError, match="known covariates of the first 24"):
+        model(x, zp, zf[:, :10], 48)
 
 
-def test_mohets_weights_do_not_depend_on_the_horizon_and_it_forecasts_any_horizon():
-    sizes = {
-        h: create_model("mohets", n_channels=7, lookback=336, horizon=h, n_covariates=4,
-                        n_known=4, d_model=16)
-        for h in (96, 720)
-    }  # fmt: skip
-    m = sizes[96]
-    assert m.head is None and m.lookback_head.n_experts == 4 and m.any_horizon
-    patchtst = {h: create_model("patchtst", n_channels=7, lookback=336, horizon=h, d_model=16)
-                for h in (96, 720)}  # fmt: skip
-    assert _params(sizes[96]) == _params(sizes[720]) <= _params(patchtst[720])
-    assert _params(patchtst[720]) > _params(patchtst[96])  # flatten head: N * d * H
-    assert m.eval().predict(torch.randn(2, 336, 7), horizon=500).shape == (2, 500, 7)
-    with pytest.raises(ValueError, match="lookback_experts >= 2"):
-        _tiny("mohets", lookback_experts=1)
+def test_patching_and_unpatching_round_trip():
+    """The conv patch embedding cuts token i from steps [iP, (i+1)P) and the decoder's
+    transposed conv writes token i back to the same steps: with identity kernels the pair is
+    the identity on the series."""
+    P = d = 4
+    emb, dec = PatchEmbedding(P, d), UnPatchDecoder(P, d, n_channels=2)
+    with torch.no_grad():
+        emb.conv.weight.copy_(torch.eye(P).reshape(d, 1, P))  # feature j = step j of the patch
+        kernel = torch.zeros(d, d, P)
+        for j in range(P):
+            kernel[j, j, j] = 1.0  # feature j of a token -> step j of its patch
+        dec.net[0].weight.copy_(kernel)
+    x = torch.randn(3, 2, 20)
+    tokens = emb.conv(x.reshape(6, 1, 20))  # [6, d, N] before the norm: the raw patches
+    assert torch.equal(tokens.transpose(1, 2), x.reshape(6, 5, P))
+    series = dec.net[0](tokens).sum(1)  # [6, 20]
+    assert torch.allclose(series.reshape(3, 2, 20), x)
+    with pytest.raises(ValueError, match="multiple of patch_len"):
+        emb(torch.randn(1, 1, 21))
+    assert tuple(emb(x).shape) == (6, 5, d)
+    assert tuple(dec(torch.randn(6, 5, d)).shape) == (3, 2, 20)
+
+
+def test_rotary_attention_is_equivariant_to_a_shift_of_positions():
+    torch.manual_seed(0)
+    q, k = torch.randn(2, 6, 4, 8), torch.randn(2, 6, 4, 8)
+    pos = torch.arange(6.0)
+    scores = torch.einsum("bqhd,bkhd->bhqk", apply_rotary(q, pos), apply_rotary(k, pos))
+    shifted = torch.einsum("bqhd,bkhd->bhqk", apply_rotary(q, pos + 37), apply_rotary(k, pos + 37))
+    assert torch.allclose(scores, shifted, atol=1e-4)
+    # rotation preserves norms and really depends on the relative position
+    assert torch.allclose(apply_rotary(q, pos).norm(dim=-1), q.norm(dim=-1), atol=1e-5)
+    moved = torch.einsum("bqhd,bkhd->bhqk", apply_rotary(q, pos + 1), apply_rotary(k, pos))
+    assert not torch.allclose(scores, moved, atol=1e-3)
+    attn = GroupedQueryAttention(32, n_heads=4, n_kv_heads=2).eval()
+    x = torch.randn(2, 6, 32)
+    assert torch.allclose(attn(x, x, pos, pos), attn(x, x, pos + 100, pos + 100), atol=1e-5)
+    assert attn.k_proj.out_features == 16  # two key/value heads for four query heads
+    with pytest.raises(ValueError, match="divisible"):
+        GroupedQueryAttention(32, n_heads=4, n_kv_heads=3)
+
+
+def test_rollout_for_one_step_equals_one_decoder_pass_and_longer_horizons_extend_it():
+    torch.manual_seed(0)
+    model = _perturb(_tiny("mohets").eval())
+    x, zp, zf = _inputs(B=2, horizon=720)
+    one = model.reconstruct(x, zp[..., -CK:]).output
+    assert one.shape == (2, L, C)
+    assert torch.equal(model.predict(x, zp, zf, 24), one[:, -24:])
+    long = model.predict(x, zp, zf, 720)
+    assert torch.allclose(model.predict(x, zp, zf, 96), long[:, :96])
+    assert torch.allclose(model.predict(x, zp, zf, 100), long[:, :100])
+    # the second pass sees the first pass's forecast appended and its calendar marks slid in
+    window = torch.cat([x[:, 24:], one[:, -24:]], 1)
+    marks = torch.cat([zp[:, 24:, -CK:], zf[:, :24]], 1)
+    assert torch.allclose(model.reconstruct(window, marks).output[:, -24:], long[:, 24:48])
+
+
+def test_mohets_sizes_are_the_authors_and_no_weight_depends_on_the_horizon():
+    tiny, small = (
+        create_model(n, n_channels=7, lookback=336, horizon=96, n_covariates=4, n_known=4)
+        for n in ("mohets", "mohets-small")
+    )
+    assert (tiny.patch_len, tiny.n_patches, len(tiny.blocks)) == (8, 42, 4)
+    assert (small.patch_len, small.n_patches, small.output_step) == (16, 21, 24)
+    c = tiny.get_config()
+    assert (c["d_model"], c["n_heads"], c["n_kv_heads"], c["d_ff"]) == (64, 4, 2, 128)
+    c = small.get_config()
+    assert (c["d_model"], c["n_heads"], c["n_kv_heads"], c["d_ff"]) == (128, 4, 2, 256)
+    other = create_model("mohets", n_channels=7, lookback=336, horizon=720, n_covariates=4,
+                         n_known=4)  # fmt: skip
+    assert _params(tiny) == _params(other) and tiny.any_horizon
+    rates = [b.drop_path.p for b in tiny.blocks]
+    assert rates[0] == 0.0 and rates[-1] == pytest.approx(0.3) and rates == sorted(rates)
+    with pytest.raises(ValueError, match="multiple of patch_len"):
+        create_model("mohets", n_channels=7, lookback=100, horizon=24)
+
+
+def test_mohe_layer_shared_gated_conv_expert_and_eight_fourier_experts_top2():
+    torch.manual_seed(0)
+    layer = build_mohe_layer(d_model=16, d_ff=32)
+    assert isinstance(layer, MoELayer) and isinstance(layer.experts, ExpertList)
+    assert layer.experts.num_experts == 8 and layer.router.k == 2
+    assert all(isinstance(e, FANFeedForward) for e in layer.experts.experts)
+    assert isinstance(layer.shared_experts, GatedSharedExpert)
+    x = torch.randn(2, 6, 16)
+    y, out = layer(x)
+    gates = out.plan.to_dense()
+    assert torch.allclose(gates.sum(1), torch.ones(12))  # top-2, renormalised
+    assert ((gates > 0).sum(1) == 2).all()
+    assert out.aux_weights == {"load_balance": 0.02, "z_loss": 0.0}
+    assert float(out.aux_loss) == pytest.approx(0.02 * float(out.aux["load_balance"]))
+    # the shared expert is scaled per token by a sigmoid gate and mixes neighbouring patches
+    shared = layer.shared_experts
+    g = torch.sigmoid(shared.gate(x))
+    assert torch.allclose(shared(x), shared.expert(x) * g)
+    x2 = x.clone()
+    x2[0, 0] += 1.0
+    assert not torch.allclose(shared(x)[0, 1], shared(x2)[0, 1])
+    assert torch.allclose(shared(x)[0, 4], shared(x2)[0, 4])
+    # a FAN layer's periodic quarter: cos and sin of the same projection
+    fan = layer.experts.experts[0].up
+    h = fan(x[0])
+    p = fan.periodic(x[0])
+    assert torch.allclose(h[:, :8], torch.cos(p)) and torch.allclose(h[:, 8:16], torch.sin(p))
+    (y.sum() + out.aux_loss).backward()
+    assert layer.router.weight.grad.abs().sum() > 0
+
+
+def test_mohets_returns_every_router_output_in_call_order():
+    torch.manual_seed(0)
+    model = _tiny("mohets").train()
+    with RoutingRecorder(model) as rec:
+        out, _ = model.training_pair(
+            {"x": _inputs(B=2)[0], "y": torch.randn(2, 24, C), "z_past": _inputs(B=2)[1]}
+        )
+    assert len(rec.records) == 2  # one MoHE layer per block
+    assert [r.plan.num_tokens for r in out.routing] == [2 * C * model.n_patches] * 2
+    assert out.routing[0] is rec.records[0].output
+    assert torch.allclose(out.aux_loss, sum(r.aux_loss for r in out.routing))
+
+
+def test_patchtst_is_the_authors_etth1_configuration():
+    m = create_model("patchtst", n_channels=7, lookback=336, horizon=96)
+    assert m.n_patches == 42 and len(m.layers) == 3 and m.revin.affine is False
+    assert isinstance(m.layers[0].norm_attn, torch.nn.BatchNorm1d)
+    assert m.head[1].in_features == 42 * 16 and m.layers[0].ff[0].out_features == 128
+    big = create_model("patchtst", n_channels=7, lookback=336, horizon=720)
+    assert _params(big) - _params(m) == 42 * 16 * (720 - 96) + (720 - 96)
+    # residual attention: each layer's scores reach the next layer's softmax
+    x = torch.randn(5, 42, 16)
+    out, scores = m.layers[0].attn(x, None)
+    out2, _ = m.layers[0].attn(x, scores)
+    assert not torch.allclose(out, out2)
+
+
+def test_nlinear_subtracts_and_restores_the_last_value():
+    torch.manual_seed(0)
+    m = NLinear(n_channels=2, lookback=8, horizon=4)
+    x = torch.randn(3, 8, 2)
+    assert torch.allclose(m(x + 5.0), m(x) + 5.0, atol=1e-5)
 
 
 def test_revin_round_trip_with_learned_affine():
@@ -142,45 +284,6 @@ def test_mohets_output_follows_the_input_scale_through_revin():
     assert torch.allclose(y2, 10.0 * y1 + 5.0, rtol=1e-3, atol=1e-2)
 
 
-def test_mohe_layer_is_built_from_core_parts_with_heterogeneous_experts():
-    layer = build_mohe_layer(d_model=16, d_ff=32, num_experts=4, top_k=2)
-    assert isinstance(layer, MoELayer) and isinstance(layer.experts, ExpertList)
-    scales = [e.scale for e in layer.experts.experts]
-    assert all(isinstance(e, FourierExpert) for e in layer.experts.experts)
-    assert scales == sorted(scales) and scales[-1] / scales[0] > 10  # low to high bands
-    stds = [e.freq.weight.std().item() for e in layer.experts.experts]
-    assert stds == sorted(stds)
-    # the shared depthwise-conv expert mixes neighbouring patches only
-    x = torch.randn(1, 6, 16)
-    x2 = x.clone()
-    x2[0, 0] += 1.0
-    shared = layer.shared_experts
-    assert not torch.allclose(shared(x)[0, 1], shared(x2)[0, 1])
-    assert torch.allclose(shared(x)[0, 4], shared(x2)[0, 4])
-    # routing and aux losses are the core's, and gradients reach the router
-    y, out = layer(x)
-    (y.sum() + out.aux_loss).backward()
-    assert layer.router.weight.grad is not None and layer.router.weight.grad.abs().sum() > 0
-    assert set(out.aux) == {"load_balance", "z_loss"}
-
-
-def test_mohets_returns_every_router_output_in_call_order():
-    torch.manual_seed(0)
-    model = _tiny("mohets").train()
-    with RoutingRecorder(model) as rec:
-        out = model(*_inputs(B=2))
-    assert len(rec.records) == 2  # one MoE layer per encoder block, recorded per patch token
-    assert rec.records[0].output.plan.num_tokens == 2 * C * model.n_patches
-    assert [r.plan.num_tokens for r in out.routing] == [2 * C * model.n_patches] * 2 + [2 * C]
-    assert out.routing[0] is rec.records[0].output and out.routing[1] is rec.records[1].output
-    # the MoHE routers' weighted losses are in aux_loss; the gate's weights are 0 by default
-    expected = sum(r.aux_loss for r in out.routing[:2])
-    assert float(out.aux_loss) > 0 and torch.allclose(out.aux_loss, expected)
-    assert out.routing[2].aux_weights == {"load_balance": 0.0, "z_loss": 0.0}
-    weighted = _tiny("mohets", gate_z_weight=1e-2)(*_inputs(B=2)).routing[2]
-    assert float(weighted.aux_loss) > 0
-
-
 def test_dlinear_decomposition_is_exact():
     m = DLinear(n_channels=2, lookback=48, horizon=12)
     x = torch.randn(3, 48, 2)
@@ -197,69 +300,3 @@ def test_naive_baselines():
     season = create_model("seasonal-naive", n_channels=1, lookback=48, horizon=30)(x).flatten()
     assert season[:24].tolist() == list(range(24, 48))
     assert season[24:].tolist() == list(range(24, 30))
-
-
-def test_fourier_basis_head_is_linear_in_its_input_and_learns_a_periodic_forecast():
-    torch.manual_seed(0)
-    head = BasisHead(32, n_frequencies=16, period=48.0)
-    assert torch.count_nonzero(head(torch.randn(2, 32), 60)) == 0  # starts at the lookback mean
-    with torch.no_grad():
-        head.coef.weight.normal_()
-    a, b = torch.randn(3, 32), torch.randn(3, 32)
-    bias = head.coef.bias @ fourier_basis(50, 16, 48.0).T
-    assert torch.allclose(head(a + 2 * b, 50) - bias, head(a, 50) + 2 * head(b, 50) - 2 * bias,
-                          atol=1e-4)  # fmt: skip
-    y = head(a, 120)  # beyond the base period the forecast repeats
-    assert torch.allclose(y[:, :48], y[:, 48:96], atol=1e-3)
-    # fit sine waves of random phase with period 12 from their last 32 values, 48 steps ahead
-    head = BasisHead(32, n_frequencies=16, period=48.0)
-    opt = torch.optim.Adam(head.parameters(), lr=1e-2)
-    t = torch.arange(80.0)
-    losses = []
-    for _ in range(300):
-        s = torch.sin(2 * torch.pi * t / 12 + torch.rand(64, 1) * 6.283)
-        loss = ((head(s[:, :32], 48) - s[:, 32:]) ** 2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    assert losses[0] > 0.4 and sum(losses[-20:]) / 20 < 0.01
-
-
-def test_lookback_experts_are_mixed_by_a_gate_on_the_encoder_tokens():
-    torch.manual_seed(0)
-    x, zp, zf = _inputs()
-    model = _tiny("mohets", lookback_experts=3).eval()
-    assert model.lookback_head.coef.out_features == 3 * 2 * model.lookback_head.n_frequencies
-    with torch.no_grad():
-        model.lookback_head.coef.weight.normal_()
-    y = model.predict(x, zp, zf)
-    with torch.no_grad():
-        model.gate.weight.mul_(50.0)  # a sharper gate from the core router
-    assert not torch.allclose(y, model.predict(x, zp, zf))
-    head = BasisHead(8, n_frequencies=2, period=10.0, n_experts=2)
-    with torch.no_grad():
-        head.coef.weight.normal_()
-    a = torch.randn(5, 8)
-    one_hot = torch.tensor([[1.0, 0.0]] * 5)
-    half = torch.full((5, 2), 0.5)
-    mixed = 0.5 * (head(a, 7, one_hot) + head(a, 7, one_hot.flip(1)))
-    assert torch.allclose(head(a, 7, half), mixed, atol=1e-5)
-    with pytest.raises(ValueError, match="gate"):
-        head(a, 7)
-
-
-def test_the_gate_is_a_core_router_with_any_top_k_and_causal_routers_only():
-    torch.manual_seed(0)
-    model = _tiny("mohets", gate_top_k=1).eval()
-    assert isinstance(model.gate, Router) and isinstance(_tiny("mohets").gate, Router)
-    x, zp, zf = _inputs()
-    h = torch.randn(6, model.gate.d_model)
-    assert (model.gate(h).plan.to_dense() > 0).sum(1).tolist() == [1] * 6
-    assert model.predict(x, zp, zf).shape == (x.shape[0], model.horizon, x.shape[2])
-    for name in ("topp", "sinkhorn", "prototype"):  # with or without a fixed k
-        y = _tiny("mohets", gate_router=name).eval().predict(x, zp, zf)
-        assert y.shape == (x.shape[0], model.horizon, x.shape[2])
-    for kw in ({"gate_router": "expert_choice"}, {"router": "expert_choice"}):
-        with pytest.raises(ValueError, match="not causal"):
-            _tiny("mohets", **kw)

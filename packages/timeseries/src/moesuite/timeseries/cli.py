@@ -13,8 +13,12 @@ Examples::
 
 from __future__ import annotations
 
+import functools
+import inspect
+import typing
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -41,21 +45,52 @@ app = typer_factory(
     "Long-horizon forecasting with a Mixture of Heterogeneous Experts, and its baselines.",
 )
 
-#: what `train` builds without a MODEL, and `compare` compares without --model
+#: what `train` builds without a MODEL, and `compare` compares without --model (the benchmark's)
 DEFAULT_MODEL = "mohets"
-DEFAULT_COMPARISON = ("naive", "dlinear", "patchtst", "mohets")
+DEFAULT_COMPARISON = ("naive", "seasonal-naive", "dlinear", "nlinear", "patchtst", "mohets")
 
 EpochsOption = Annotated[
     int | None,
     typer.Option(
-        "--epochs", min=1, help="Training epochs (default 6; early stopping may stop sooner)."
+        "--epochs",
+        min=1,
+        help="Maximum epochs (default: the model's recipe; early stopping may stop sooner).",
     ),
 ]
 LookbackOption = Annotated[int, typer.Option("--lookback", min=1, help="Input length L.")]
-HorizonOption = Annotated[int, typer.Option("--horizon", min=1, help="Forecast length H.")]
+HorizonOption = Annotated[
+    int,
+    typer.Option(
+        "--horizon",
+        min=1,
+        help="Forecast length H (a model that forecasts any horizon is also scored at 96, "
+        "192, 336 and 720 when they fit).",
+    ),
+]
 HorizonsOption = Annotated[
     list[int] | None,
-    typer.Option("--horizon", min=1, help="A forecast length H; repeat for several (default 24)."),
+    typer.Option(
+        "--horizon",
+        min=1,
+        help="A forecast length H; repeat for several (default: 96, 192, 336, 720 with "
+        "--data, 24 on the generator).",
+    ),
+]
+CompareLookbackOption = Annotated[
+    int | None,
+    typer.Option("--lookback", min=1, help="Input length L (default: 336 with --data, else 96)."),
+]
+PatienceOption = Annotated[
+    int | None,
+    typer.Option(
+        "--patience",
+        min=0,
+        help="Early-stopping patience in epochs (default: the model's recipe; 0: off).",
+    ),
+]
+DFfOption = Annotated[
+    int | None,
+    typer.Option("--d-ff", min=1, help="Hidden width of the feed-forward networks and experts."),
 ]
 TargetOption = Annotated[
     str, typer.Option("--target", help="'all' or comma-separated target columns.")
@@ -81,9 +116,15 @@ NoCalendarOption = Annotated[
     bool, typer.Option("--no-calendar", help="Do not add calendar covariates.")
 ]
 BatchSizeOption = Annotated[
-    int, typer.Option("--batch-size", min=1, help="Training batch size (per device).")
+    int | None,
+    typer.Option(
+        "--batch-size", min=1, help="Training batch size per device (default: the recipe's)."
+    ),
 ]
-LrOption = Annotated[float, typer.Option("--lr", min=0.0, help="Peak learning rate.")]
+LrOption = Annotated[
+    float | None,
+    typer.Option("--lr", min=0.0, help="Peak learning rate (default: the recipe's)."),
+]
 LimitBatchesOption = Annotated[
     int | None,
     typer.Option("--limit-train-batches", min=1, help="Training batches per epoch (default: all)."),
@@ -128,6 +169,79 @@ CompareModelsOption = Annotated[
 EvalQuietOption = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]
 
 
+#: the options `train` and `compare` share (name, annotation, default), in --help order
+SETTINGS = (
+    ("target", TargetOption, "all"),
+    ("covariates", CovariatesOption, None),
+    ("known_covariates", KnownOption, None),
+    ("timestamp", TimestampOption, None),
+    ("no_calendar", NoCalendarOption, False),
+    ("epochs", EpochsOption, None),
+    ("batch_size", BatchSizeOption, None),
+    ("lr", LrOption, None),
+    ("patience", PatienceOption, None),
+    ("limit_train_batches", LimitBatchesOption, None),
+    ("d_model", DModelOption, None),
+    ("d_ff", DFfOption, None),
+    ("experts", ExpertsOption, None),
+    ("threads", ThreadsOption, 1),
+    ("seed", SeedOption, 0),
+    ("device", DeviceOption, "auto"),
+)
+
+
+def with_settings(command: Callable[..., None]) -> Callable[..., None]:
+    """Give ``command`` the :data:`SETTINGS` options in place of its ``settings`` parameter.
+
+    The command receives them as one dict, ``settings``; Typer sees them as ordinary options
+    (the wrapper's signature and annotations list them), so both commands spell and document
+    them the same way.
+    """
+    sig = inspect.signature(command)
+    hints = typing.get_type_hints(command, include_extras=True)
+    params = [p.replace(annotation=hints[p.name]) for p in sig.parameters.values()]
+    at = [p.name for p in params].index("settings")
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    shared = [inspect.Parameter(n, kind, default=d, annotation=a) for n, a, d in SETTINGS]
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        settings = {n: kwargs.pop(n) for n, _, _ in SETTINGS}
+        return command(*args, settings=settings, **kwargs)
+
+    wrapper.__signature__ = sig.replace(parameters=params[:at] + shared + params[at + 1 :])
+    hints.pop("settings")
+    wrapper.__annotations__ = {**hints, **{n: a for n, a, _ in SETTINGS}}
+    del wrapper.__wrapped__  # Typer must read the wrapper's signature, not the command's
+    return wrapper
+
+
+def _train_config(settings: dict[str, Any], **fields: Any) -> Any:
+    """The :class:`ForecastTrainConfig` of the shared settings and the command's own fields."""
+    from moesuite.timeseries.training import ForecastTrainConfig
+
+    s = settings
+    options = {"d_model": s["d_model"], "d_ff": s["d_ff"], "num_experts": s["experts"]}
+    data = fields.pop("data", None)
+    return ForecastTrainConfig(
+        data=str(data) if data else None,
+        target=s["target"],
+        covariates=s["covariates"],
+        known_covariates=s["known_covariates"],
+        timestamp=s["timestamp"],
+        calendar=not s["no_calendar"],
+        epochs=s["epochs"],
+        batch_size=s["batch_size"],
+        lr=s["lr"],
+        patience=s["patience"],
+        limit_train_batches=s["limit_train_batches"],
+        seed=s["seed"],
+        model_options={k: v for k, v in options.items() if v is not None},
+        threads=s["threads"],
+        **fields,
+    )
+
+
 @app.command("list")
 def list_models() -> None:
     """List the models with what each one is."""
@@ -140,67 +254,37 @@ def list_models() -> None:
 
 
 @app.command()
+@with_settings
 def train(
     ctx: typer.Context,
     model: ModelArg = None,
     data: TrainDataOption = None,
     lookback: LookbackOption = 96,
     horizon: HorizonOption = 24,
-    target: TargetOption = "all",
-    covariates: CovariatesOption = None,
-    known_covariates: KnownOption = None,
-    timestamp: TimestampOption = None,
-    no_calendar: NoCalendarOption = False,
-    epochs: EpochsOption = None,
-    batch_size: BatchSizeOption = 64,
-    lr: LrOption = 1e-3,
-    limit_train_batches: LimitBatchesOption = None,
-    d_model: DModelOption = None,
-    experts: ExpertsOption = None,
-    threads: ThreadsOption = 1,
-    seed: SeedOption = 0,
-    device: DeviceOption = "auto",
+    settings: dict | None = None,
     devices: DevicesOption = "auto",
     strategy: StrategyOption = "auto",
     resume: ResumeOption = None,
     out: TrainOutOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Train MODEL (default: the package's own system) and write a run directory.
+    """Train MODEL (default: the package's own system) with its recipe; write a run.
 
+    Each model trains with its authors' recipe (optimiser, schedule, batch, epochs, early
+    stopping, loss) unless --epochs/--batch-size/--lr/--patience override it.
     With --resume RUN, continue an interrupted run in place: its config.json rebuilds the model
     and the data, so only --device/--devices/--strategy/--threads/--quiet may be given with it.
     """
-    from moesuite.timeseries.training import (
-        ForecastTrainConfig,
-        resume_forecaster,
-        train_forecaster,
-    )
+    from moesuite.timeseries.training import resume_forecaster, train_forecaster
 
-    lightning = lightning_kwargs(device, devices, strategy)
+    lightning = lightning_kwargs(settings["device"], devices, strategy)
     try:
         if resume is not None:
             _check_resume(ctx, resume, model)
             result = resume_forecaster(resume, progress=not quiet, lightning=lightning)
         else:
-            cfg = ForecastTrainConfig(
-                model=model or DEFAULT_MODEL,
-                data=str(data) if data else None,
-                target=target,
-                covariates=covariates,
-                known_covariates=known_covariates,
-                timestamp=timestamp,
-                calendar=not no_calendar,
-                lookback=lookback,
-                horizon=horizon,
-                epochs=epochs or ForecastTrainConfig.epochs,
-                batch_size=batch_size,
-                lr=lr,
-                limit_train_batches=limit_train_batches,
-                seed=seed,
-                model_options={"d_model": d_model, "num_experts": experts},
-                threads=threads,
-            )
+            cfg = _train_config(settings, model=model or DEFAULT_MODEL, data=data,
+                                lookback=lookback, horizon=horizon)  # fmt: skip
             result = train_forecaster(cfg, out=out, progress=not quiet, lightning=lightning)
     except (KeyboardInterrupt, SystemExit):
         typer.echo(
@@ -211,11 +295,13 @@ def train(
         raise typer.Exit(130) from None
     if not result.metrics:  # a DDP worker process: rank 0 reports
         return
-    m, t = result.metrics, result.metrics["test"]
-    typer.echo(
-        f"{m['model']} on {m['data']} (L={m['lookback']}, H={m['horizon']}): test MSE "
-        f"{t['mse']:.4f}  MAE {t['mae']:.4f}  params {m['parameters']}  ({result.seconds:.0f} s)"
-    )
+    m = result.metrics
+    for h, t in m["test"]["by_horizon"].items():
+        typer.echo(
+            f"{m['model']} on {m['data']} (L={m['lookback']}, H={h}): test MSE {t['mse']:.4f}  "
+            f"MAE {t['mae']:.4f}  params {m['parameters']}"
+        )
+    typer.echo(f"trained and evaluated in {result.seconds:.0f} s")
     typer.echo(f"run directory: {result.run_dir}")
 
 
@@ -285,56 +371,55 @@ def forecast(
 
 
 @app.command()
+@with_settings
 def compare(
     models: CompareModelsOption = None,
     data: TrainDataOption = None,
-    lookback: LookbackOption = 96,
+    lookback: CompareLookbackOption = None,
     horizons: HorizonsOption = None,
-    target: TargetOption = "all",
-    covariates: CovariatesOption = None,
-    known_covariates: KnownOption = None,
-    timestamp: TimestampOption = None,
-    no_calendar: NoCalendarOption = False,
-    epochs: EpochsOption = None,
-    limit_train_batches: LimitBatchesOption = None,
-    d_model: DModelOption = None,
-    experts: ExpertsOption = None,
-    threads: ThreadsOption = 1,
-    seed: SeedOption = 0,
-    device: DeviceOption = "auto",
+    settings: dict | None = None,
     out: CompareOutOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Train and test several models on the same data, splits and budget: one table and plot."""
-    from moesuite.timeseries.training import ForecastTrainConfig, run_comparison
+    """Train and test several models on the same data and splits, each with its own recipe.
 
-    hs = horizons or [24]
-    options = {"d_model": d_model, "num_experts": experts}
-    base = ForecastTrainConfig(
-        data=str(data) if data else None,
-        target=target,
-        covariates=covariates,
-        known_covariates=known_covariates,
-        timestamp=timestamp,
-        calendar=not no_calendar,
-        lookback=lookback,
-        horizon=max(hs),
-        epochs=epochs or ForecastTrainConfig.epochs,
-        limit_train_batches=limit_train_batches,
-        seed=seed,
-        model_options={k: v for k, v in options.items() if v is not None},
-        threads=threads,
-    )
+    With no training option given, every model is trained exactly as in the package's
+    benchmark (benchmarks/timeseries/bench_ett.py): its authors' recipe, selection on
+    validation, every test window scored. Writes one table, its rows and every run.
+    """
+    from moesuite.timeseries.evaluate import STANDARD_HORIZONS
+    from moesuite.timeseries.training import run_comparison
+
+    base = _train_config(settings, data=data, lookback=lookback or (336 if data else 96))
+    hs = horizons or (_fitting(base, STANDARD_HORIZONS) if data else [24])
+    base.horizon = max(hs)
     path, table = run_comparison(
         models or list(DEFAULT_COMPARISON),
         base,
         hs,
         out=out,
         progress=not quiet,
-        lightning=lightning_kwargs(device),
+        lightning=lightning_kwargs(settings["device"]),
     )
     typer.echo(table)
     typer.echo(f"run directory: {path}")
+
+
+def _fitting(base: object, horizons: tuple[int, ...]) -> list[int]:
+    """The horizons whose windows fit every split of ``base``'s data (at least the shortest)."""
+    from dataclasses import replace
+
+    from moesuite.timeseries.config import build_datamodule, load_table
+
+    table = load_table(base)
+    fits = []
+    for h in horizons:
+        try:
+            build_datamodule(replace(base, horizon=h), table)
+        except ValueError:
+            break
+        fits.append(h)
+    return fits or [min(horizons)]
 
 
 def main() -> None:
