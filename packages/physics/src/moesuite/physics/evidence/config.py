@@ -35,6 +35,8 @@ class EvidenceTrainConfig:
         disagreement: EvidenceMoE adds its experts' weighted disagreement to the final
             predictive variance.
         shot_noise: EvidenceMoE's final variance has a photon-limited part scaling as ``1/N``.
+        photon_extrapolation: below the training photon range EvidenceMoE reads the lowest
+            trained count and scales its variance by ``N_min / N``.
     """
 
     n_train: int = 6000
@@ -52,6 +54,7 @@ class EvidenceTrainConfig:
     critic_target: str = "softmin"
     disagreement: bool = True
     shot_noise: bool = True
+    photon_extrapolation: bool = True
 
     @property
     def known(self) -> tuple[str, ...]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -76,6 +77,10 @@ class EvidenceMoE(nn.Module):
             (``N`` the signal's photon count, ``N_ref = 10^4``) besides the decider's own, so
             that it grows as photon counts fall, below the training range too (shot noise
             scales so; a learned function of ``log N`` would level off outside its range).
+        photon_extrapolation: below the training range's lowest photon count ``N_min`` (the
+            ``photons`` range of ``sim_config``), the networks read ``N_min`` instead of ``N``
+            and every variance of the output is multiplied by ``N_min / N`` (shot noise), so
+            that nothing extrapolates a learned function of ``N``; in range it does nothing.
         physics_subsample: signals per batch the physics loss re-simulates (the first ones of
             the shuffled batch, 8 by default; ``None``: all), since the forward model dominates
             a step's cost (with 64 of 128 a step cost about 45 times a dense network's).
@@ -105,6 +110,7 @@ class EvidenceMoE(nn.Module):
         critic_target: str = "softmin",
         disagreement: bool = True,
         shot_noise: bool = True,
+        photon_extrapolation: bool = True,
     ):
         super().__init__()
         if critic_target not in CRITIC_TARGETS:
@@ -114,6 +120,7 @@ class EvidenceMoE(nn.Module):
         self.critic_target = critic_target
         self.disagreement = disagreement
         self.shot_noise = shot_noise
+        self.photon_extrapolation = photon_extrapolation
         self.d_in, self.d_hidden, self.d_feat, self.d_critic = d_in, d_hidden, d_feat, d_critic
         self.sim_config = dict(sim_config)
         self.scale_low, self.scale_high = tuple(scale_low), tuple(scale_high)
@@ -164,10 +171,17 @@ class EvidenceMoE(nn.Module):
             "critic_target": self.critic_target,
             "disagreement": self.disagreement,
             "shot_noise": self.shot_noise,
+            "photon_extrapolation": self.photon_extrapolation,
         }
 
     def forward(self, x: torch.Tensor) -> EvidenceOutput:
         """``x[B, d_in] -> EvidenceOutput``."""
+        below = torch.ones(x.shape[0], device=x.device, dtype=x.dtype)
+        if self.photon_extrapolation:  # x[:, n_bins] is log10(N) / 5
+            col = self._config.n_bins
+            floor = float(np.log10(self._config.ranges["photons"][0])) / 5.0
+            below = torch.pow(10.0, 5.0 * (floor - x[:, col]).clamp_min(0.0))  # N_min / N >= 1
+            x = torch.cat([x[:, :col], x[:, col : col + 1].clamp_min(floor), x[:, col + 1 :]], 1)
         raw, feat = self.bank(x)
         experts = nig_from_raw(raw)  # [B, E, 2]
         ex = experts.detach()
@@ -201,7 +215,7 @@ class EvidenceMoE(nn.Module):
         if self.disagreement:  # Student-t variance beta (1 + nu) / (nu alpha) += disagreement
             disagree = (weights * (corrected - gamma[:, None, :]) ** 2).sum(1).detach()
             beta = beta + disagree * nu * alpha / (1 + nu)
-        final = NIG(gamma, nu, alpha, beta)
+        final = NIG(gamma, nu, alpha, beta * below[:, None])
         return EvidenceOutput(final, experts, critic, weights)
 
     def loss_terms(

@@ -66,6 +66,7 @@ def _evidence(d_in: int, config: SimulationConfig, tc: EvidenceTrainConfig) -> E
         critic_target=tc.critic_target,
         disagreement=tc.disagreement,
         shot_noise=tc.shot_noise,
+        photon_extrapolation=tc.photon_extrapolation,
     )
 
 
