@@ -176,7 +176,7 @@ def run_task(task: dict) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default=",".join(DATASETS))
-    parser.add_argument("--models", default=",".join(ORDER[:3]))
+    parser.add_argument("--models", default=",".join(ORDER[:3]), help="'authors': only theirs")
     parser.add_argument("--epochs", type=int, default=20, help="ours: epochs of 10 outer steps")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--test-ics", type=int, default=4, help="scored trajectories per env")
@@ -204,7 +204,9 @@ def main() -> None:
     if args.authors_repo is not None:
         if not (args.authors_commit and args.authors_python):
             raise SystemExit("--authors-repo needs --authors-commit and --authors-python.")
-        models.append("authors")
+        models += [] if "authors" in models else ["authors"]
+    if "authors" in models and args.authors_repo is None:
+        raise SystemExit("the model 'authors' needs --authors-repo (a checkout of their code).")
     for model in models:
         if model != "authors":
             MODELS.get(model)
