@@ -270,10 +270,10 @@ def compare(
 @app.command("list")
 def list_() -> None:
     """The vision systems and the models each trains."""
-    from moesuite.vision.systems import SYSTEMS
+    from moesuite.vision.systems import systems
 
-    for name in SYSTEMS.list():
-        system = SYSTEMS.create(name)
+    for name in systems().list():
+        system = systems().create(name)
         typer.echo(f"{name}: {system.help}")
         for model, text in system.models.help().items():
             typer.echo(f"  {model:<16} {text}")

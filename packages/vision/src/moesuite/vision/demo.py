@@ -9,9 +9,9 @@ __all__ = ["run_demo"]
 
 def run_demo(out_dir: str | Path) -> list[dict]:
     """Run every vision system's quick demo into ``out_dir/<system>``; rows of the demo table."""
-    from moesuite.vision.systems import SYSTEMS
+    from moesuite.vision.systems import systems
 
     rows: list[dict] = []
-    for name in SYSTEMS.list():
-        rows.extend(SYSTEMS.create(name).demo(Path(out_dir) / name))
+    for name in systems().list():
+        rows.extend(systems().create(name).demo(Path(out_dir) / name))
     return rows

@@ -12,6 +12,7 @@ dropped, and an option a system's function does not take is an error naming the 
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from moesuite.core.registry import Registry
 __all__ = [
     "VisionSystem",
     "CommandResult",
-    "SYSTEMS",
+    "systems",
     "system_for_model",
     "system_for_run",
     "all_models",
@@ -77,13 +78,19 @@ def _load() -> Registry[VisionSystem]:
     return reg
 
 
-#: every vision system, by name (built at import from ``_SYSTEM_MODULES``)
-SYSTEMS: Registry[VisionSystem] = _load()
+@functools.cache
+def systems() -> Registry[VisionSystem]:
+    """Every vision system, by name, built on first use from ``_SYSTEM_MODULES``.
+
+    Built lazily: a system module imports this one, so building at import time would be a
+    circular import whenever a system module is imported first.
+    """
+    return _load()
 
 
 def all_models() -> dict[str, str]:
     """``{model name: system name}`` over every system."""
-    return {m: s for s in SYSTEMS.list() for m in SYSTEMS.create(s).models.list()}
+    return {m: s for s in systems().list() for m in systems().create(s).models.list()}
 
 
 def system_for_model(model: str) -> VisionSystem:
@@ -94,7 +101,7 @@ def system_for_model(model: str) -> VisionSystem:
             f"unknown model {model!r}; expected one of {sorted(all_models())} "
             "(see `moesuite vision list`)."
         )
-    return SYSTEMS.create(owner)
+    return systems().create(owner)
 
 
 def system_for_run(run: str | Path) -> VisionSystem:
@@ -112,7 +119,7 @@ def system_for_run(run: str | Path) -> VisionSystem:
         raise ValueError(
             f"{run}/config.json names no 'system'; was it written by `moesuite vision train`?"
         )
-    return SYSTEMS.create(name)
+    return systems().create(name)
 
 
 def call(
