@@ -21,6 +21,7 @@ CONFIGS = {
     "topp": {"p": 0.5},
     "recurrent": {"k": 2, "hidden_dim": 8},
     "prototype": {"k": 2, "temperature": 0.5},
+    "uncertainty": {"k": 2, "base": "topk", "samples": 3, "dropout": 0.1},
 }
 
 
