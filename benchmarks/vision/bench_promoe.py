@@ -147,7 +147,13 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0
 
 
-def _table(rows: list[dict], budget: dict, seeds: int) -> str:
+def _table(
+    rows: list[dict],
+    budget: dict,
+    seeds: int,
+    objectives: tuple[str, ...] = OBJECTIVES,
+    models: tuple[str, ...] = MODELS,
+) -> str:
     lines = [
         "# ProMoE benchmark (MNIST, pixel space)",
         "",
@@ -159,7 +165,7 @@ def _table(rows: list[dict], budget: dict, seeds: int) -> str:
         "models with DDIM (eta 0).",
         "",
     ]
-    for objective in OBJECTIVES:
+    for objective in objectives:
         lines += [
             f"## {objective.upper()}",
             "",
@@ -168,7 +174,7 @@ def _table(rows: list[dict], budget: dict, seeds: int) -> str:
             "| seeds |",
             "|---|---|---|---|---|---|---|---|---|---|",
         ]
-        for model in MODELS:
+        for model in models:
             sel = {
                 c: [
                     r
@@ -197,13 +203,13 @@ def _table(rows: list[dict], budget: dict, seeds: int) -> str:
                 f"{r0['flops_per_image'] / 1e6:.1f} | {len(sel[1.5])} |"
             )
         lines.append("")
-    lines += ["## Target", "", *_target(rows), "", PAPER, ""]
+    lines += ["## Target", "", *_target(rows, objectives), "", PAPER, ""]
     return "\n".join(lines)
 
 
-def _target(rows: list[dict]) -> list[str]:
+def _target(rows: list[dict], objectives: tuple[str, ...] = OBJECTIVES) -> list[str]:
     out = []
-    for objective in OBJECTIVES:
+    for objective in objectives:
 
         def fids(model: str, objective: str = objective) -> list[float]:
             return [
@@ -242,7 +248,12 @@ def _target(rows: list[dict]) -> list[str]:
     return out
 
 
-def _figure(done: dict[tuple[str, str], Path], path: Path) -> None:
+def _figure(
+    done: dict[tuple[str, str], Path],
+    path: Path,
+    objectives: tuple[str, ...] = OBJECTIVES,
+    models: tuple[str, ...] = MODELS,
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -250,11 +261,14 @@ def _figure(done: dict[tuple[str, str], Path], path: Path) -> None:
 
     from moesuite.vision.promoe.diffusion import sample
 
-    keys = [(m, o) for o in OBJECTIVES for m in MODELS if (m, o) in done]
+    keys = [(m, o) for o in objectives for m in models if (m, o) in done]
     if not keys:
         return
     fig, axes = plt.subplots(
-        len(OBJECTIVES), len(MODELS), figsize=(3 * len(MODELS), 6.4), squeeze=False
+        len(objectives),
+        len(models),
+        figsize=(3 * len(models), 3.2 * len(objectives)),
+        squeeze=False,
     )
     for ax in axes.flat:
         ax.axis("off")
@@ -263,7 +277,7 @@ def _figure(done: dict[tuple[str, str], Path], path: Path) -> None:
         labels = torch.arange(10).repeat_interleave(8)
         g = torch.Generator().manual_seed(0)
         imgs = sample(model, objective, labels, cfg=1.5, steps=25, generator=g)
-        ax = axes[OBJECTIVES.index(o), MODELS.index(m)]
+        ax = axes[objectives.index(o), models.index(m)]
         ax.imshow(image_grid(class_rows(imgs, labels, 8), 10)[:, :, 0], cmap="gray")
         ax.set_title(f"{m} ({o}), cfg 1.5", fontsize=9)
     fig.tight_layout()
@@ -293,6 +307,13 @@ def main(argv: list[str] | None = None) -> int:
         help="run only these objectives (e.g. one process per objective; the table reads every "
         "row of the budget from the results file)",
     )
+    p.add_argument(
+        "--models",
+        nargs="+",
+        choices=MODELS,
+        default=list(MODELS),
+        help="run only these models (the table lists the others as not run)",
+    )
     p.add_argument("--commit", help="commit of the code being run (default: git HEAD)")
     args = p.parse_args(argv)
 
@@ -313,10 +334,11 @@ def main(argv: list[str] | None = None) -> int:
         f"budget {bid}: {json.dumps(budget)}; commit {commit}; {len(done_ids)} runs done",
         flush=True,
     )
+    shown = (tuple(args.objectives), tuple(args.models))
     seed0 = {(m, o): runs_dir / f"{m}-{o}-s0" for o in OBJECTIVES for m in MODELS}
     for seed in range(args.seeds):  # seed-major: a partial benchmark still has whole seeds
         for objective in args.objectives:
-            for model in MODELS:
+            for model in args.models:
                 run_id = f"{bid}-{model}-{objective}-s{seed}"
                 run_dir = runs_dir / f"{model}-{objective}-s{seed}"
                 if run_id in done_ids:
@@ -342,12 +364,13 @@ def main(argv: list[str] | None = None) -> int:
                     f"{new[1]['fid']:.2f}, acc {new[1]['class_accuracy']:.3f}",
                     flush=True,
                 )
-                (args.out / f"{args.name}.md").write_text(_table(rows, budget, args.seeds))
+                (args.out / f"{args.name}.md").write_text(_table(rows, budget, args.seeds, *shown))
     rows = [r for r in _read_rows(jsonl) if r.get("budget_id") == bid]
-    (args.out / f"{args.name}.md").write_text(_table(rows, budget, args.seeds))
+    (args.out / f"{args.name}.md").write_text(_table(rows, budget, args.seeds, *shown))
     _figure(
         {k: v for k, v in seed0.items() if (v / "checkpoints" / "ema.pt").is_file()},
         args.out / f"{args.name}.png",
+        *shown,
     )
     print("finished", flush=True)
     return 0
