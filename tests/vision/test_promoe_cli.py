@@ -1,6 +1,7 @@
 """ProMoE end to end on scikit-learn digits: it learns class-conditional generation, and the CLI
 (`train`, `eval`, `sample`, `--resume`, bad input) behaves."""
 
+import csv
 import json
 
 import lightning as L
@@ -57,6 +58,21 @@ def test_promoe_learns_class_conditional_generation(run):
     assert 0 < m["class_expert"]["mi"] <= m["class_expert"]["max_mi"]
     for f in ("checkpoints/ema.pt", "checkpoints/last.ckpt", "plots/samples_cfg1.5.png"):
         assert (run / f).is_file()
+
+
+def test_training_loss_drops(run):
+    with (run / "logs" / "metrics.csv").open() as fh:
+        losses = [float(r["train/task_loss_step"]) for r in csv.DictReader(fh)
+                  if r.get("train/task_loss_step")]  # fmt: skip
+    assert len(losses) >= 10
+    first, last = np.mean(losses[:3]), np.mean(losses[-3:])
+    assert last < 0.5 * first, (first, last)
+    log = (run / "logs" / "metrics.jsonl").read_text().splitlines()
+    epochs = [json.loads(line) for line in log if line.strip()]
+    val = [e["val/task_loss"] for e in epochs if "val/task_loss" in e]
+    assert len(val) >= 2 and val[-1] < val[0], val
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["final_val_task_loss"] == pytest.approx(val[-1])
 
 
 def test_sampling_one_class_produces_that_class(run, tmp_path):
@@ -117,3 +133,21 @@ def test_bad_input_is_one_error_line_and_writes_nothing(run, tmp_path):
     _error(["train", "dit", "--experts", 4, "--out", out], "--experts")
     assert not out.exists() and not (tmp_path / "g.png").exists()
     assert not list(tmp_path.glob(".never*"))
+
+
+def test_compare_trains_each_model_at_one_budget_into_one_table(tmp_path, monkeypatch):
+    monkeypatch.setenv("MOESUITE_CACHE_DIR", str(tmp_path / "cache"))
+    out = _ok(["compare", "--model", "dit", "--model", "promoe", "--steps", 21, "--threads", 1,
+               "--out", tmp_path / "cmp", "--quiet"])  # fmt: skip
+    table = (tmp_path / "cmp" / "compare.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| dit") or
+            line.startswith("| promoe")]  # fmt: skip
+    assert len(rows) == 2 and "| dit |" in out
+    results = json.loads((tmp_path / "cmp" / "metrics.json").read_text())["results"]
+    for m in ("dit", "promoe"):
+        (run,) = results[m]["runs"]
+        assert run["steps"] >= 21 and run["model"] == m
+        assert (tmp_path / "cmp" / f"{m}-s0" / "checkpoints" / "ema.pt").is_file()
+    dense, moe = (results[m]["runs"][0]["parameters"] for m in ("dit", "promoe"))
+    assert abs(moe["activated"] - dense["activated"]) / dense["activated"] < 0.02
+    assert moe["total"] > dense["total"]
