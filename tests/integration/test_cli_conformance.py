@@ -172,3 +172,12 @@ def test_an_out_of_range_value_is_one_error_line(domain):
     assert result.exit_code == 2
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and flag in lines[0], result.output
+
+
+@pytest.mark.parametrize("domain", DOMAINS)
+def test_every_option_and_argument_has_help(domain):
+    """Help texts exist on every command's options (a nested ``Annotated`` silently drops them)."""
+    for verb, cmd in _group(domain).commands.items():
+        for p in cmd.params:
+            if p.param_type_name == "option" and "--help" not in p.opts:
+                assert (p.help or "").strip(), f"`moesuite {domain} {verb} {p.opts[0]}` has no help"

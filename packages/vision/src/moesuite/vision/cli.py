@@ -123,10 +123,7 @@ def train(
     strategy: StrategyOption = "auto",
     resume: ResumeOption = None,
     seed: SeedOption = 0,
-    out: Annotated[
-        Path | None,
-        out_option("Run directory to create (default: runs/vision/<model>/<timestamp>)."),
-    ] = None,
+    out: out_option("Run directory to create (default: runs/vision/<model>/<timestamp>).") = None,
     quiet: QuietOption = False,
 ) -> None:
     """Train a model (see `list`) and write a run directory."""
@@ -174,9 +171,7 @@ def evaluate(
     threads: ThreadsOption = None,
     device: DeviceOption = "auto",
     seed: SeedOption = 0,
-    out: Annotated[
-        Path | None, out_option("Directory for the evaluation (default: RUN/eval-<timestamp>).")
-    ] = None,
+    out: out_option("Directory for the evaluation (default: RUN/eval-<timestamp>).") = None,
     quiet: QuietOption = False,
 ) -> None:
     """Evaluate a trained run with its system's metrics; writes an evaluation directory."""
@@ -222,10 +217,7 @@ def compare(
     threads: ThreadsOption = None,
     device: DeviceOption = "auto",
     seed: SeedOption = 0,
-    out: Annotated[
-        Path | None,
-        out_option("Run directory to create (default: runs/vision/compare/<timestamp>)."),
-    ] = None,
+    out: out_option("Run directory to create (default: runs/vision/compare/<timestamp>).") = None,
     quiet: QuietOption = False,
 ) -> None:
     """Train and evaluate several models of one system at equal budget; one table."""
@@ -304,9 +296,7 @@ def sample(
     threads: ThreadsOption = None,
     device: DeviceOption = "auto",
     seed: SeedOption = 0,
-    out: Annotated[
-        Path | None, out_option("PNG grid to write (default: RUN/samples/<timestamp>.png).")
-    ] = None,
+    out: out_option("PNG grid to write (default: RUN/samples/<timestamp>.png).") = None,
 ) -> None:
     """ProMoE: generate images of given classes from a trained diffusion run; writes a PNG grid."""
     _own_verb(
@@ -334,9 +324,7 @@ def restore(
     ] = None,
     threads: ThreadsOption = None,
     device: DeviceOption = "auto",
-    out: Annotated[
-        Path | None, out_option("Folder for the restored images (default: <input>-restored/).")
-    ] = None,
+    out: out_option("Folder for the restored images (default: <input>-restored/).") = None,
 ) -> None:
     """MoFME: restore a degraded image (or every image of a folder), any size, by tiles."""
     _own_verb("restore", run, images=images, tile=tile, threads=threads, device=device, out=out)
@@ -352,10 +340,7 @@ def attack(
     threads: ThreadsOption = None,
     device: DeviceOption = "auto",
     seed: SeedOption = 0,
-    out: Annotated[
-        Path | None,
-        out_option("Directory for the attack report (default: RUN/attack-<timestamp>)."),
-    ] = None,
+    out: out_option("Directory for the attack report (default: RUN/attack-<timestamp>).") = None,
 ) -> None:
     """AdvMoE: robust accuracy of a trained run under PGD (whole model and router-only)."""
     _own_verb(
