@@ -36,7 +36,9 @@ def _epochs(run):
 def test_small_mohets_learns_the_generator_better_than_naive(tmp_path):
     naive = train_forecaster(_cfg("naive"), out=tmp_path / "naive", progress=False)
     mohets = train_forecaster(
-        _cfg("mohets", model_options={"d_model": 16, "d_ff": 32}, eval_horizons=[96]),
+        _cfg(
+            "mohets", model_options={"d_model": 16, "d_ff": 32, "n_layers": 2}, eval_horizons=[96]
+        ),
         out=tmp_path / "mohets",
         progress=False,
     )
@@ -209,3 +211,52 @@ def test_an_interrupted_run_resumed_with_the_cli_ends_with_the_same_weights(tmp_
     assert result.exit_code == 2 and "drop --lookback, --seed" in result.output
     result = runner.invoke(app, ["train", "dlinear", "--resume", str(cut)])
     assert result.exit_code == 2 and "is a 'mohets' run, not 'dlinear'" in result.output
+
+
+def test_evaluation_in_small_batches_scores_what_one_batch_scores():
+    """Memory: the evaluation forwards a few windows at a time and keeps no router outputs of
+    the roll-out passes; the figures must not depend on the batch size."""
+    from moesuite.timeseries.evaluate import evaluate_horizons
+
+    cfg = _cfg("mohets", model_options=TINY_MOHETS)
+    table = load_table(cfg)
+    dm = build_datamodule(cfg, table)
+    torch.manual_seed(0)
+    model = build_model(cfg, dm)
+    runs = [
+        evaluate_horizons(model, dm, "val", [24, 60], stride=3, batch_size=b) for b in (1000, 7)
+    ]
+    for h in (24, 60):
+        one, small = runs[0][h], runs[1][h]
+        assert one.windows == small.windows > 40
+        assert small.mse() == pytest.approx(one.mse(), rel=1e-5)
+        assert small.mae() == pytest.approx(one.mae(), rel=1e-5)
+    for name, counts in runs[0][60].routing.items():  # every pass's routing is still counted
+        assert (runs[1][60].routing[name] == counts).all() and counts.sum() > 0
+
+
+def test_micro_batches_accumulate_to_the_update_of_the_whole_batch(tmp_path, monkeypatch):
+    """MoHETS trains a batch of 64 as 4 passes of 16 windows: after one optimiser step the
+    weights equal those of one pass over the 64 windows (no load-balancing term, which is
+    computed per pass, and no dropout)."""
+    import dataclasses
+
+    import moesuite.timeseries.config as config_module
+    from moesuite.core.training import seed_everything
+
+    assert recipe_for("mohets").micro_batch == 16 and recipe_for("mohets").passes() == 8
+    options = {**TINY_MOHETS, "lb_weight": 0.0, "dropout": 0.0, "drop_path": 0.0}
+    cfg = _cfg("mohets", model_options=options, epochs=1, limit_train_batches=1)
+    assert cfg.recipe().passes() == 4
+    micro = train_forecaster(cfg, out=tmp_path / "micro", progress=False)
+    whole = dataclasses.replace(recipe_for("mohets"), micro_batch=None)
+    monkeypatch.setattr(config_module, "recipe_for", lambda name: whole)
+    assert cfg.recipe().passes() == 1
+    assert build_datamodule(cfg, load_table(cfg)).batch_size == 64
+    once = train_forecaster(cfg, out=tmp_path / "once", progress=False)
+    a, b = micro.model.state_dict(), once.model.state_dict()
+    seed_everything(cfg.seed)
+    init = build_model(cfg, build_datamodule(cfg, load_table(cfg))).state_dict()
+    assert any(not torch.allclose(a[k], init[k]) for k in a)  # a step was taken
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-6), k

@@ -52,7 +52,7 @@ class ForecastTrainConfig:
         epochs, patience, batch_size, lr, weight_decay, loss: overrides of the model's
             training recipe (:mod:`~moesuite.timeseries.recipes`); ``None`` keeps the
             recipe's value. ``patience`` 0 turns early stopping off.
-        limit_train_batches: cap on training batches per epoch (``None``: all).
+        limit_train_batches: cap on optimiser steps per epoch (``None``: all).
         limit_val_batches: cap on validation batches (``None``: all).
         seed: seed for initialisation and batching.
         synthetic_steps: rows of the generated series (generator only).
@@ -60,6 +60,12 @@ class ForecastTrainConfig:
         model_options: model constructor overrides (``None`` values keep model defaults).
         eval_horizons: the horizons a model that forecasts any horizon is scored at (default:
             the standard horizons that fit, and ``horizon``).
+        train_stride: train on every ``train_stride``-th training window (a reduced budget).
+        val_stride: score every ``val_stride``-th validation window after training (default:
+            8 for a model rolled out to every horizon, 1 otherwise).
+        test_stride: score every ``test_stride``-th test window in the final evaluation (1,
+            the protocol: every window; more is a reduced budget, the same windows for
+            every model).
         threads: torch intra-op threads while this run trains and evaluates (restored
             afterwards; ``None`` keeps torch's setting). Small models on a shared CPU run
             fastest with 1: more threads spin against other processes.
@@ -89,6 +95,9 @@ class ForecastTrainConfig:
     model_options: dict[str, Any] = field(default_factory=dict)
     threads: int | None = 1
     eval_horizons: list[int] | None = None
+    train_stride: int = 1
+    val_stride: int | None = None
+    test_stride: int = 1
 
     def __post_init__(self) -> None:
         if self.loss is not None and self.loss not in LOSSES:
@@ -97,6 +106,9 @@ class ForecastTrainConfig:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}.")
         if self.data is not None:
             self.data = str(self.data)
+        for k in ("train_stride", "val_stride", "test_stride"):
+            if getattr(self, k) is not None and getattr(self, k) < 1:
+                raise ValueError(f"{k} must be >= 1, got {getattr(self, k)}.")
 
     def recipe(self) -> Recipe:
         """The model's recipe with this config's overrides applied."""
@@ -130,6 +142,9 @@ def build_datamodule(
 ) -> ForecastDataModule:
     """Windows of ``table`` as ``cfg`` describes them, batched as the model's recipe says.
 
+    The loader's batches are the recipe's micro-batches (``batch_size / recipe.passes()``
+    windows); the trainer accumulates ``passes()`` of them into one optimiser step.
+
     ``horizon`` future steps per window (default ``cfg.horizon``).
     """
     recipe = cfg.recipe()
@@ -138,10 +153,11 @@ def build_datamodule(
         lookback=cfg.lookback,
         horizon=horizon or cfg.horizon,
         protocol=cfg.protocol,
-        batch_size=recipe.batch_size,
+        batch_size=recipe.batch_size // recipe.passes(),
         covariates=True,
         calendar=cfg.calendar,
         seed=cfg.seed,
+        train_stride=cfg.train_stride,
     )
     dm.drop_last = recipe.drop_last
     return dm

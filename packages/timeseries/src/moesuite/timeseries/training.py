@@ -308,7 +308,8 @@ def _log_interval(
     devices = (lightning or {}).get("devices", 1)
     n_devices = len(devices) if isinstance(devices, list) else devices
     n_devices = n_devices if isinstance(n_devices, int) and n_devices > 0 else 1
-    steps = math.ceil(len(dm.dataset("train")) / (dm.batch_size * n_devices))
+    batch = dm.batch_size * cfg.recipe().passes()  # one optimiser step's windows
+    steps = math.ceil(len(dm.dataset("train")) / (batch * n_devices))
     if isinstance(cfg.limit_train_batches, int):
         steps = min(steps, cfg.limit_train_batches)
     return max(1, min(10, steps))
@@ -329,6 +330,10 @@ def _fit_and_report(
     """Fit (trainable models), reload the best weights, evaluate, write metrics and plots."""
     epochs_run = 0
     recipe = cfg.recipe()
+    passes = recipe.passes()  # micro-batches per optimiser step (the loader yields them)
+    limit = cfg.limit_train_batches
+    if isinstance(limit, int):  # a limit counts optimiser steps
+        limit *= passes
     if model.trainable:
         trainer = make_trainer(
             run.path,
@@ -337,9 +342,10 @@ def _fit_and_report(
             progress=progress,
             monitor=MONITOR,
             early_stopping_patience=recipe.patience,
-            limit_train_batches=cfg.limit_train_batches,
+            limit_train_batches=limit,
             limit_val_batches=cfg.limit_val_batches,
             gradient_clip_val=recipe.grad_clip,
+            accumulate_grad_batches=passes,
             callbacks=callbacks,
             log_every_n_steps=_log_interval(cfg, dm, lightning),
             **(lightning or {}),
@@ -360,11 +366,13 @@ def _fit_and_report(
     model.cpu()
     torch.save(model.state_dict(), run.file("checkpoints/model.pt"))
     horizons = eval_horizons(cfg, model, dm)
-    stride = VAL_STRIDE_ANY_HORIZON if model.any_horizon else 1
+    stride = cfg.val_stride or (VAL_STRIDE_ANY_HORIZON if model.any_horizon else 1)
     val = evaluate_horizons(model, dm, "val", horizons, stride=stride)
     train_seconds = time.perf_counter() - start
     with dm.final_evaluation():  # the only place the test windows are read
-        test = evaluate_horizons(model, dm, "test", horizons, progress=progress)
+        test = evaluate_horizons(
+            model, dm, "test", horizons, stride=cfg.test_stride, progress=progress
+        )
         samples = sample_windows(model, dm, "test", horizon=max(horizons))
     metrics = {
         "model": cfg.model,
@@ -374,7 +382,7 @@ def _fit_and_report(
         "horizons": horizons,
         "protocol": dm.split.protocol,
         "seed": cfg.seed,
-        "test": horizons_summary(test),
+        "test": horizons_summary(test, cfg.test_stride),
         "val": horizons_summary(val, stride),
         "parameters": n_parameters(model),
         "epochs_run": epochs_run,

@@ -31,7 +31,7 @@ __all__ = ["WindowDataset", "ForecastDataModule"]
 
 
 class WindowDataset(Dataset):
-    """Every window of one split (stride 1).
+    """The windows of one split: every one, or every ``stride``-th (the first included).
 
     Args:
         values: ``[T, C]`` scaled targets of the split (lookback rows included).
@@ -39,15 +39,25 @@ class WindowDataset(Dataset):
         lookback: ``L``.
         horizon: ``H``.
         n_known: ``Ck``, how many trailing covariate columns are known in the future.
+        stride: keep every ``stride``-th window (training windows of a reduced budget).
     """
 
     def __init__(
-        self, values: np.ndarray, covariates: np.ndarray, lookback: int, horizon: int, n_known: int
+        self,
+        values: np.ndarray,
+        covariates: np.ndarray,
+        lookback: int,
+        horizon: int,
+        n_known: int,
+        stride: int = 1,
     ):
         self.values = torch.as_tensor(values, dtype=torch.float32)
         self.covariates = torch.as_tensor(covariates, dtype=torch.float32)
         self.lookback, self.horizon, self.n_known = lookback, horizon, n_known
+        self.stride = stride
         self.n_windows = len(values) - lookback - horizon + 1
+        if stride < 1:
+            raise ValueError(f"the window stride must be >= 1, got {stride}.")
         if self.n_windows < 1:
             raise ValueError(
                 f"too few rows: {len(values)} rows hold no window of lookback + horizon = "
@@ -55,9 +65,12 @@ class WindowDataset(Dataset):
             )
 
     def __len__(self) -> int:
-        return self.n_windows
+        return -(-self.n_windows // self.stride)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        if not 0 <= i < len(self):
+            raise IndexError(f"window {i} of {len(self)}")
+        i *= self.stride
         L, H = self.lookback, self.horizon
         cz = self.covariates.shape[1]
         return {
@@ -80,6 +93,8 @@ class ForecastDataModule(L.LightningDataModule):
         covariates: feed the table's covariate columns to the model.
         calendar: add calendar features of the timestamps as known covariates.
         seed: shuffling seed.
+        train_stride: keep every ``train_stride``-th training window (a reduced training
+            budget; validation and test windows are never thinned here).
 
     Examples:
         >>> from moesuite.timeseries.data.generator import make_synthetic
@@ -100,8 +115,10 @@ class ForecastDataModule(L.LightningDataModule):
         covariates: bool = True,
         calendar: bool = True,
         seed: int = 0,
+        train_stride: int = 1,
     ):
         super().__init__()
+        self.train_stride = train_stride
         self.table = table
         self.lookback, self.horizon = lookback, horizon
         self.batch_size, self.seed = batch_size, seed
@@ -164,7 +181,12 @@ class ForecastDataModule(L.LightningDataModule):
         if key not in self.datasets:
             start, stop = self.split.rows(split)
             self.datasets[key] = WindowDataset(
-                self.values[start:stop], self.covariates[start:stop], self.lookback, h, self.n_known
+                self.values[start:stop],
+                self.covariates[start:stop],
+                self.lookback,
+                h,
+                self.n_known,
+                stride=self.train_stride if split == "train" else 1,
             )
         return self.datasets[key]
 
