@@ -1,8 +1,9 @@
 """``results/streaming.md`` and the README's two figures from one run's JSON lines.
 
-Called by ``bench_streaming.py --table --run-id R [--authors-run-id RA]``: the tables show the
-rows of run ``R`` (and the authors' code's rows of run ``RA``, labelled with their commit), a
-validation section (the headline) and a tuning section, each cell the mean over the seeds.
+Called by ``bench_streaming.py --table --run-id R [--authors-run-id RA]``: a validation section
+(the headline) and a tuning section with the rows of run ``R`` only, each cell the mean over the
+seeds; then, when ``RA`` is given, the authors' code's rows of that separate run in a table of
+their own, beside ours on the same (stream, seed) pairs.
 """
 
 from __future__ import annotations
@@ -22,8 +23,6 @@ ORDER = [
     "driftmoe-data",
     "driftmoe-task",
     "driftmoe-paper",
-    "authors-moe-data",
-    "authors-moe-task",
     "ht",
     "hat",
     "arf",
@@ -60,6 +59,24 @@ def _run(rows: list[dict], run_id: str, what: Path) -> list[dict]:
     return list(mine.values())
 
 
+def _same_code(commits: list[str]) -> str:
+    """Whether the streaming package's code is the same at every commit of a run's rows."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    changed = [
+        c
+        for c in commits[1:]
+        if subprocess.run(
+            ["git", "diff", "--quiet", commits[0], c, "--", "packages/streaming/src"], cwd=root
+        ).returncode
+        != 0
+    ]
+    if changed:
+        return f"packages/streaming/src differs at {', '.join(changed)}: rows of different code"
+    return "resumed at later commits; packages/streaming/src is the same at all of them"
+
+
 def _gmean(xs: list[float]) -> float:
     return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else float("nan")
 
@@ -82,12 +99,10 @@ def _section(title: str, rows: list[dict], models: list[str], streams: list[str]
             sd = f" ± {statistics.stdev(v):.2f}" if len(v) > 1 else ""
             cells.append(f"{statistics.mean(v):.2f}{sd} ({len(v)})" if v else "-")
         out.append(f"| {s} | " + " | ".join(cells) + " |")
-    # the mean row covers the streams every model finished with every seed it has
-    full = [
-        s
-        for s in streams
-        if all(len(cell.get((s, m), [])) == len(cell.get((s, models[0]), [])) for m in models)
-    ]
+    # the mean row covers the streams where every model of the section has every seed
+    here = [m for m in models if any(key[1] == m for key in cell)]
+    n_seeds = max((len(v) for v in cell.values()), default=0)
+    full = [s for s in streams if all(len(cell.get((s, m), [])) == n_seeds for m in here)]
     if full:
         means = []
         for m in models:
@@ -103,6 +118,30 @@ def _section(title: str, rows: list[dict], models: list[str], streams: list[str]
     return out + [""]
 
 
+def _authors_section(rows: list[dict], authors: list[dict], streams: list[str]) -> list[str]:
+    """The authors' rows per stream, beside ours on the same seeds (the mean over those)."""
+    acc = {(r["stream"], r["model"], r["seed"]): 100 * r["accuracy"] for r in rows + authors}
+    pairs = [
+        ("authors-moe-data", ["driftmoe-data", "driftmoe-paper"]),
+        ("authors-moe-task", ["driftmoe-task"]),
+    ]
+    head = ["seeds", "authors' MoE-Data", "MoE-Data", "paper_params()"]
+    head += ["seeds", "authors' MoE-Task", "MoE-Task"]
+    out = ["| stream | " + " | ".join(head) + " |", "|---|" + "---|" * len(head)]
+    for s in streams:
+        cells, any_authors = [], False
+        for theirs, ours in pairs:
+            seeds = sorted(k[2] for k in acc if k[:2] == (s, theirs))
+            any_authors |= bool(seeds)
+            cells.append(",".join(map(str, seeds)) or "-")
+            for m in [theirs, *ours]:
+                v = [acc[(s, m, seed)] for seed in seeds if (s, m, seed) in acc]
+                cells.append(f"{statistics.mean(v):.2f}" if v and len(v) == len(seeds) else "-")
+        if any_authors:
+            out.append(f"| {s} | " + " | ".join(cells) + " |")
+    return out + [""]
+
+
 def write_report(path: Path, run_id: str, authors_run_id: str | None, out_dir: Path) -> None:
     """Write ``streaming.md`` and the two PNGs from run ``run_id`` (+ the authors' rows)."""
     import sys
@@ -113,45 +152,52 @@ def write_report(path: Path, run_id: str, authors_run_id: str | None, out_dir: P
     every = _lines(path)
     rows = _run(every, run_id, path)
     authors = _run(every, authors_run_id, path) if authors_run_id else []
-    models = [m for m in ORDER if any(r["model"] == m for r in rows + authors)]
-    n = max(r["requested_n"] for r in rows)
+    models = [m for m in ORDER if any(r["model"] == m for r in rows)]
+    lengths = {r["set"]: r["requested_n"] for r in rows if r["kind"] == "synthetic"}
     seeds = sorted({r["seed"] for r in rows})
     commits = sorted({r["commit"][:12] for r in rows})
+    same = "" if len(commits) == 1 else f" ({_same_code(commits)})"
     lines = [
         f"# DriftMoE benchmark: run {run_id}",
         "",
-        f"Prequential accuracy %, mean ± standard deviation over seeds (number of seeds), "
-        f"{n:,} instances per synthetic stream, real streams whole; seeds {seeds}; commit "
-        f"{', '.join(commits)}. Paired speed: each model's CPU time over ARF's on the same "
+        "Prequential accuracy %, mean ± standard deviation over seeds (number of seeds), "
+        + ", ".join(f"{n:,} instances per synthetic {k} stream" for k, n in sorted(lengths.items()))
+        + f", real streams whole; seeds {seeds}; commit "
+        f"{', '.join(commits)}{same}. Paired speed: each model's CPU time over ARF's on the same "
         "instances in the same process (models interleaved every 250 instances), geometric "
         "mean over the (stream, seed) jobs.",
     ]
-    if authors:
-        a_commit = sorted({r["authors_commit"][:7] for r in authors})
-        lines += [
-            "",
-            f"Authors' code (miguel-ceadar/drift-moe, commit {', '.join(a_commit)}): run "
-            f"{authors_run_id} of `bench_authors.py` on the same streams, seeds and lengths, in "
-            "their own process (their throughput is not paired: instances per CPU second "
-            f"{_gmean([r['throughput'] for r in authors if r['model'] == 'authors-moe-data']):,.0f}"
-            " for MoE-Data, "
-            f"{_gmean([r['throughput'] for r in authors if r['model'] == 'authors-moe-task']):,.0f}"
-            " for MoE-Task, geometric means).",
-        ]
     lines.append("")
-    both = rows + authors
     lines += _section(
         "Validation streams (other generators and real data: the headline)",
-        [r for r in both if r["stream"] in VALIDATION],
+        [r for r in rows if r["stream"] in VALIDATION],
         models,
         VALIDATION,
     )
     lines += _section(
         "Tuning streams (every default was chosen on these)",
-        [r for r in both if r["stream"] in TUNING],
+        [r for r in rows if r["stream"] in TUNING],
         models,
         TUNING,
     )
+    if authors:
+        a_commit = sorted({r["authors_commit"][:7] for r in authors})
+        speed = {
+            m: _gmean([r["throughput"] for r in authors if r["model"] == m])
+            for m in ("authors-moe-data", "authors-moe-task")
+        }
+        lines += [
+            f"### The authors' code: run {authors_run_id} (a separate run)",
+            "",
+            f"miguel-ceadar/drift-moe at commit {', '.join(a_commit)}, run by `bench_authors.py` "
+            "on the same streams, lengths and seeds, where it ran; each cell is the mean over the "
+            f"seeds named, ours (run {run_id}) on the same seeds beside it. Their speed is not "
+            "paired (their own process): instances per CPU second "
+            f"{speed['authors-moe-data']:,.0f} for MoE-Data, {speed['authors-moe-task']:,.0f} "
+            "for MoE-Task (geometric means).",
+            "",
+        ]
+        lines += _authors_section(rows, authors, VALIDATION + TUNING)
     (out_dir / "streaming.md").write_text("\n".join(lines))
     print("\n".join(lines))
     _figures(rows, out_dir)
