@@ -128,17 +128,31 @@ def _authors_section(rows: list[dict], authors: list[dict], streams: list[str]) 
     head = ["seeds", "authors' MoE-Data", "MoE-Data", "paper_params()"]
     head += ["seeds", "authors' MoE-Task", "MoE-Task"]
     out = ["| stream | " + " | ".join(head) + " |", "|---|" + "---|" * len(head)]
+    shown: list[list[str]] = []
+    values: list[list[float | None]] = []
     for s in streams:
-        cells, any_authors = [], False
+        cells, raw, any_authors = [], [], False
         for theirs, ours in pairs:
             seeds = sorted(k[2] for k in acc if k[:2] == (s, theirs))
             any_authors |= bool(seeds)
             cells.append(",".join(map(str, seeds)) or "-")
+            raw.append(None)
             for m in [theirs, *ours]:
                 v = [acc[(s, m, seed)] for seed in seeds if (s, m, seed) in acc]
-                cells.append(f"{statistics.mean(v):.2f}" if v and len(v) == len(seeds) else "-")
+                whole = bool(v) and len(v) == len(seeds)
+                raw.append(statistics.mean(v) if whole else None)
+                cells.append(f"{raw[-1]:.2f}" if whole else "-")
         if any_authors:
             out.append(f"| {s} | " + " | ".join(cells) + " |")
+            shown.append(cells)
+            values.append(raw)
+    seeds_alike = len({(c[0], c[4]) for c in shown}) == 1
+    if shown and seeds_alike and all("-" not in c for c in shown):
+        means = [
+            c if i in (0, 4) else f"{statistics.mean(row[i] for row in values):.2f}"
+            for i, c in enumerate(shown[0])
+        ]
+        out.append(f"| **mean, {len(shown)} streams** | " + " | ".join(means) + " |")
     return out + [""]
 
 
