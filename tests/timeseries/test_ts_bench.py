@@ -40,6 +40,12 @@ def test_the_lookback_is_chosen_on_validation_never_on_test(bench):
     table = bench.format_table(rows, [96, 192])
     assert "| m | 672 | 0,1 |" in table and "partial [0]" in table
     assert "PatchTST/42 (published) | 0.424" in table
+    assert "every test window scored" in table and "MoHETS (published) | 0.383" in table
+    # a reduced budget is said in the table
+    for r in rows:
+        r["overrides"] = {"epochs": 2, "test_stride": 8}
+    table = bench.format_table(rows, [96, 192])
+    assert "one test window in 8 scored" in table and '"epochs": 2' in table
 
 
 def test_one_invocation_writes_rows_table_and_plot_and_a_restart_skips_finished_rows(
