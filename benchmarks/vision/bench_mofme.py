@@ -211,7 +211,7 @@ def timing_and_strip(run_id, code, todo, run_root, test, args) -> None:
     firsts = {v.label: run_root / f"{v.label}-s0" for v in todo}
     times = timing(firsts, args.crop, args.rounds, args.timing_threads)
     append({"run_id": run_id, "commit": code, "kind": "timing", "times": times})
-    shown = ("dense-restorer", "moe-restorer-n8", "mofme-vector-uar-n8", "mofme-linear-uar-n8")
+    shown = ("dense-restorer", "moe-restorer-n8", "mofme-vector-uar-n8", "mofme-vector-plain-n8")
     if not args.ablation:
         dirs = {k: firsts[k] for k in shown if k in firsts}
         strip(RESULTS / "mofme_strip.png", dirs, test, args.crop, image=4)

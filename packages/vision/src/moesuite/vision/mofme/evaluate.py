@@ -355,6 +355,6 @@ def save_strip(
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=56)
     plt.close(fig)
     return path
