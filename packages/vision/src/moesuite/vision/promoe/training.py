@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 import os
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -403,10 +402,7 @@ def _fit_and_report(
         **(lightning or {}),
     )
     system = MoESystem(model, DiffusionStep(objective), OptimConfig(lr=cfg.lr), max_epochs)
-    with warnings.catch_warnings():
-        # Lightning 2.6 calls a torch pytree API that torch 2.14 deprecated (not our code)
-        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
-        fit(trainer, system, datamodule=dm, resume=run.path if resume else None)
+    fit(trainer, system, datamodule=dm, resume=run.path if resume else None)
     if trainer.global_rank != 0:  # a DDP worker: rank 0 evaluates and writes the run
         return {}
     train_seconds = time.perf_counter() - start
