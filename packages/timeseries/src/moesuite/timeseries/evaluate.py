@@ -108,8 +108,8 @@ def evaluate_horizons(
     horizon is scored on the first steps of that same forecast; a direct model is scored at
     its own horizon only. ``stride`` > 1 scores every ``stride``-th window (a cheaper
     validation estimate). ``batch_size`` windows go through the model at once: the figures do
-    not depend on it (each window is forecast alone), the memory does (a roll-out to 720
-    steps of 64 windows raised the peak RSS by about 1.2 GB, of 256 windows by 3.3 GB).
+    not depend on it (each window is forecast alone), the peak memory grows with it (see
+    ``docs/experiments.md``).
 
     Returns:
         ``{h: ForecastErrors}`` (routing recorded over all passes of all windows).
@@ -127,8 +127,8 @@ def evaluate_horizons(
 
     def observe(name: str):
         # each MoE layer call is summarised at once and nothing of it is kept: a roll-out makes
-        # ceil(H / H_o) passes per batch, and keeping their router outputs (as a recorder
-        # does) held about 1 GB per 256 windows at H = 720
+        # ceil(H / H_o) passes per batch, and keeping all their router outputs (as a recorder
+        # does) grows with the horizon and the batch
         def hook(layer: nn.Module, inputs: Any, output: tuple[torch.Tensor, Any]) -> None:
             out = output[1]
             stats.setdefault(name, []).append(routing_summary(out))

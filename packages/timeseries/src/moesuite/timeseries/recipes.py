@@ -9,7 +9,8 @@ so every model is trained the way its own authors train it:
   steps, cosine decay per step to 1.2e-4, batch 128, 10 epochs, early-stopping patience 5,
   Huber loss (delta 2) on the shifted window. Gradient clipping at 1.0 is ours (the authors'
   line is commented out). A batch of 128 is trained as 8 passes of 16 windows whose
-  gradients are accumulated (one batch at once saved 2.6 GB of activations on a CPU).
+  gradients are accumulated (the activations of a whole batch do not fit a small machine;
+  ``docs/experiments.md`` has the measurement).
 - PatchTST/42 (yuqinie98/PatchTST, ``scripts/PatchTST/etth1.sh``): Adam 1e-4 (``lradj``
   type3: constant for 3 epochs, then x0.9 per epoch), batch 128, up to 100 epochs keeping the
   best validation epoch, MSE. The script's patience is 100 (never stops); ours is 10.
