@@ -16,7 +16,10 @@ plus top-4 routing and the authors' dense evaluation of every expert, for refere
 Rows go to ``results/mofme.jsonl`` as they finish (run id and commit on every row); an
 interrupted invocation is resumed by running the same command again (finished rows are kept
 and skipped; a trained but untested run is tested from its checkpoint); ``--fresh`` starts a
-new run id. The table (``results/mofme.md``) uses the rows of one run id only.
+new run id; ``--resume RUN_ID`` reopens a finished run (e.g. to add ``--experts``: its finished
+rows are kept, and the timing is redone over every variant if it lacks one, retraining a
+seed-0 model whose run directory is gone). The table (``results/mofme.md``) uses the rows of
+one run id only.
 
     nohup nice -n 10 .venv/bin/python benchmarks/vision/bench_mofme.py > runs/bench_mofme.log 2>&1 &
 """
@@ -42,7 +45,7 @@ from moesuite.vision.data.restoration import TEST_SET, weather_test_set
 from moesuite.vision.mofme.compare import Variant, markdown_table, run_variant, strip, summarise
 from moesuite.vision.mofme.evaluate import time_inference
 from moesuite.vision.mofme.model import Restorer
-from moesuite.vision.mofme.training import TrainConfig, load_run
+from moesuite.vision.mofme.training import TrainConfig, load_run, train_restorer
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -171,7 +174,8 @@ def write_report(rows: list[dict], run_id: str, budget: TrainConfig, experts, ar
     if not results:
         return
     summary = summarise(results)
-    trow = next((r for r in rows if r.get("run_id") == run_id and r.get("kind") == "timing"), None)
+    trows = [r for r in rows if r.get("run_id") == run_id and r.get("kind") == "timing"]
+    trow = trows[-1] if trows else None  # the latest timing covers every variant
     times = trow["times"] if trow else {}
     short = {k.split("|")[0]: v for k, v in times.items() if k.endswith("|sparse|k2")}
     order = [v.label for v in variants(experts)] + [v.label for v in variants(experts, True)]
@@ -204,13 +208,35 @@ def write_report(rows: list[dict], run_id: str, budget: TrainConfig, experts, ar
     REPORT[0].write_text("\n".join(text))
 
 
-def timing_and_strip(run_id, code, todo, run_root, test, args) -> None:
+def timing_and_strip(run_id, code, todo, run_root, test, args, budget) -> None:
     """CPU time of every variant's seed-0 model (one interleaved call) and the image strip."""
-    if any(r.get("run_id") == run_id and r.get("kind") == "timing" for r in read_rows()):
+    rows = read_rows()
+    timed = [r for r in rows if r.get("run_id") == run_id and r.get("kind") == "timing"]
+    if timed and all(f"{v.label}|sparse|k2" in timed[-1]["times"] for v in todo):
         return
     firsts = {v.label: run_root / f"{v.label}-s0" for v in todo}
+    retrained = {}
+    for v in todo:  # a reopened run: seed-0 models whose run directory is gone are retrained
+        if (firsts[v.label] / "checkpoints" / "model.pt").is_file():
+            continue
+        cfg = replace(budget, model=v.model, seed=0, model_options=dict(v.options))
+        with torch_threads(args.threads):
+            metrics = train_restorer(cfg, out=firsts[v.label], device="cpu", quiet=True).metrics
+        old = next(
+            (r for r in rows if r.get("run_id") == run_id and r.get("kind") == "result"
+             and r["label"] == v.label and r["seed"] == 0),
+            {},
+        )
+        retrained[v.label] = {
+            "val_psnr_mean": metrics.get("val_psnr_mean"),
+            "recorded_val_psnr_mean": old.get("val_psnr_mean"),
+        }
+        print(f"retrained {v.label} seed 0 for timing: {retrained[v.label]}", flush=True)
     times = timing(firsts, args.crop, args.rounds, args.timing_threads)
-    append({"run_id": run_id, "commit": code, "kind": "timing", "times": times})
+    row = {"run_id": run_id, "commit": code, "kind": "timing", "times": times}
+    if retrained:
+        row["retrained_seed0"] = retrained
+    append(row)
     shown = ("dense-restorer", "moe-restorer-n8", "mofme-vector-uar-n8", "mofme-vector-plain-n8")
     if not args.ablation:
         dirs = {k: firsts[k] for k in shown if k in firsts}
@@ -231,6 +257,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=9)
     p.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench" / "mofme")
     p.add_argument("--fresh", action="store_true", help="start a new run id")
+    p.add_argument("--resume", default=None, help="reopen this run id (even if finished)")
     p.add_argument("--only", nargs="*", default=None, help="labels to run (default: all)")
     p.add_argument("--results", type=Path, default=RESULTS, help="where the rows and table go")
     p.add_argument("--test-images", type=int, default=None, help="smoke tests: first N only")
@@ -248,7 +275,13 @@ def main() -> None:
     rows = read_rows()
     done_ids = {r["run_id"] for r in rows if r.get("kind") == "done"}
     started = [r["run_id"] for r in rows if r.get("kind") == "start"]
-    if started and started[-1] not in done_ids and not args.fresh:
+    if args.resume and not args.fresh:
+        if args.resume not in started:
+            sys.exit(f"error: no run {args.resume} in {JSONL}")
+        run_id = args.resume
+        print(f"reopening run {run_id}", flush=True)
+        append({"run_id": run_id, "commit": code, "kind": "resume", "args": vars(args)})
+    elif started and started[-1] not in done_ids and not args.fresh:
         run_id = started[-1]
         print(f"resuming run {run_id}", flush=True)
     else:
@@ -298,7 +331,7 @@ def main() -> None:
             )
             write_report(read_rows(), run_id, budget, args.experts, args)
         if seed == 0:  # the seed-0 models of every variant exist: time them now
-            timing_and_strip(run_id, code, todo, run_root, test, args)
+            timing_and_strip(run_id, code, todo, run_root, test, args, budget)
     write_report(read_rows(), run_id, budget, args.experts, args)
     append({"run_id": run_id, "commit": code, "kind": "done"})
     print(REPORT[0].read_text())
