@@ -1,9 +1,8 @@
 """``results/streaming.md`` and the README's two figures from one run's JSON lines.
 
-Called by ``bench_streaming.py --table --run-id R [--authors-run-id RA]``: a validation section
-(the headline) and a tuning section with the rows of run ``R`` only, each cell the mean over the
-seeds; then, when ``RA`` is given, the authors' code's rows of that separate run in a table of
-their own, beside ours on the same (stream, seed) pairs.
+Called by ``bench_streaming.py --table --run-id R``: a validation section (the headline) and a
+tuning section with the rows of run ``R`` only (ours and, where the run included them, the
+authors' code's), each cell the mean over the seeds.
 """
 
 from __future__ import annotations
@@ -23,6 +22,8 @@ ORDER = [
     "driftmoe-data",
     "driftmoe-task",
     "driftmoe-paper",
+    "authors-moe-data",
+    "authors-moe-task",
     "ht",
     "hat",
     "arf",
@@ -37,6 +38,9 @@ LABELS = {
     "hat": "HAT",
     "arf": "ARF",
 }
+#: models run in a process of their own (the authors' code): speed = ARF's CPU time on the same
+#: (stream, seed) in our job over theirs, not paired
+UNPAIRED = {"authors-moe-data", "authors-moe-task"}
 
 
 def _lines(path: Path) -> list[dict]:
@@ -84,10 +88,14 @@ def _gmean(xs: list[float]) -> float:
 def _section(title: str, rows: list[dict], models: list[str], streams: list[str]) -> list[str]:
     cell: dict[tuple[str, str], list[float]] = defaultdict(list)
     ratios: dict[str, list[float]] = defaultdict(list)
+    arf = {(r["stream"], r["seed"]): r["cpu_seconds"] for r in rows if r["model"] == "arf"}
     for r in rows:
         cell[(r["stream"], r["model"])].append(100 * r["accuracy"])
         if r.get("ratio_to_arf"):
             ratios[r["model"]].append(r["ratio_to_arf"])
+        elif r["model"] in UNPAIRED and (r["stream"], r["seed"]) in arf:
+            ratios[r["model"]].append(arf[(r["stream"], r["seed"])] / r["cpu_seconds"])
+    models = [m for m in models if any(key[1] == m for key in cell)]
     streams = [s for s in streams if any((s, m) in cell for m in models)]
     out = [f"### {title}", ""]
     out += ["| stream | " + " | ".join(LABELS.get(m, m) for m in models) + " |"]
@@ -100,9 +108,8 @@ def _section(title: str, rows: list[dict], models: list[str], streams: list[str]
             cells.append(f"{statistics.mean(v):.2f}{sd} ({len(v)})" if v else "-")
         out.append(f"| {s} | " + " | ".join(cells) + " |")
     # the mean row covers the streams where every model of the section has every seed
-    here = [m for m in models if any(key[1] == m for key in cell)]
     n_seeds = max((len(v) for v in cell.values()), default=0)
-    full = [s for s in streams if all(len(cell.get((s, m), [])) == n_seeds for m in here)]
+    full = [s for s in streams if all(len(cell.get((s, m), [])) == n_seeds for m in models)]
     if full:
         means = []
         for m in models:
@@ -111,61 +118,26 @@ def _section(title: str, rows: list[dict], models: list[str], streams: list[str]
         label = f"**mean, {len(full)} of {len(streams)} streams**"
         out.append(f"| {label} | " + " | ".join(means) + " |")
     out.append(
-        "| paired speed, geometric mean x ARF | "
-        + " | ".join(f"x{_gmean(ratios[m]):.2f}" if ratios[m] else "-" for m in models)
+        "| speed, geometric mean x ARF | "
+        + " | ".join(
+            (f"x{_gmean(ratios[m]):.2f}" + (" (not paired)" if m in UNPAIRED else ""))
+            if ratios[m]
+            else "-"
+            for m in models
+        )
         + " |"
     )
     return out + [""]
 
 
-def _authors_section(rows: list[dict], authors: list[dict], streams: list[str]) -> list[str]:
-    """The authors' rows per stream, beside ours on the same seeds (the mean over those)."""
-    acc = {(r["stream"], r["model"], r["seed"]): 100 * r["accuracy"] for r in rows + authors}
-    pairs = [
-        ("authors-moe-data", ["driftmoe-data", "driftmoe-paper"]),
-        ("authors-moe-task", ["driftmoe-task"]),
-    ]
-    head = ["seeds", "authors' MoE-Data", "MoE-Data", "paper_params()"]
-    head += ["seeds", "authors' MoE-Task", "MoE-Task"]
-    out = ["| stream | " + " | ".join(head) + " |", "|---|" + "---|" * len(head)]
-    shown: list[list[str]] = []
-    values: list[list[float | None]] = []
-    for s in streams:
-        cells, raw, any_authors = [], [], False
-        for theirs, ours in pairs:
-            seeds = sorted(k[2] for k in acc if k[:2] == (s, theirs))
-            any_authors |= bool(seeds)
-            cells.append(",".join(map(str, seeds)) or "-")
-            raw.append(None)
-            for m in [theirs, *ours]:
-                v = [acc[(s, m, seed)] for seed in seeds if (s, m, seed) in acc]
-                whole = bool(v) and len(v) == len(seeds)
-                raw.append(statistics.mean(v) if whole else None)
-                cells.append(f"{raw[-1]:.2f}" if whole else "-")
-        if any_authors:
-            out.append(f"| {s} | " + " | ".join(cells) + " |")
-            shown.append(cells)
-            values.append(raw)
-    seeds_alike = len({(c[0], c[4]) for c in shown}) == 1
-    if shown and seeds_alike and all("-" not in c for c in shown):
-        means = [
-            c if i in (0, 4) else f"{statistics.mean(row[i] for row in values):.2f}"
-            for i, c in enumerate(shown[0])
-        ]
-        out.append(f"| **mean, {len(shown)} streams** | " + " | ".join(means) + " |")
-    return out + [""]
-
-
-def write_report(path: Path, run_id: str, authors_run_id: str | None, out_dir: Path) -> None:
-    """Write ``streaming.md`` and the two PNGs from run ``run_id`` (+ the authors' rows)."""
+def write_report(path: Path, run_id: str, out_dir: Path) -> None:
+    """Write ``streaming.md`` and the two PNGs from run ``run_id``'s rows."""
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_streaming import TUNING, VALIDATION
 
-    every = _lines(path)
-    rows = _run(every, run_id, path)
-    authors = _run(every, authors_run_id, path) if authors_run_id else []
+    rows = _run(_lines(path), run_id, path)
     models = [m for m in ORDER if any(r["model"] == m for r in rows)]
     lengths = {r["set"]: r["requested_n"] for r in rows if r["kind"] == "synthetic"}
     seeds = sorted({r["seed"] for r in rows})
@@ -181,6 +153,25 @@ def write_report(path: Path, run_id: str, authors_run_id: str | None, out_dir: P
         "instances in the same process (models interleaved every 250 instances), geometric "
         "mean over the (stream, seed) jobs.",
     ]
+    authors = [r for r in rows if r["model"] in UNPAIRED]
+    if authors:
+        a_commit = sorted({r["authors_commit"][:7] for r in authors})
+        config = authors[0].get("config", {})
+        speed = {
+            LABELS[m]: _gmean([r["throughput"] for r in authors if r["model"] == m])
+            for m in sorted(UNPAIRED)
+            if any(r["model"] == m for r in authors)
+        }
+        lines += [
+            "",
+            f"The authors' code: miguel-ceadar/drift-moe at commit {', '.join(a_commit)}, their "
+            f"defaults ({', '.join(f'{k} {v}' for k, v in config.items())}), run in the same "
+            "invocation on the same instances right after our job of each (stream, seed), in a "
+            "process of its own: its speed is ARF's CPU time in our job over theirs, not paired "
+            "(instances per CPU second, geometric mean: "
+            + ", ".join(f"{k} {v:,.0f}" for k, v in speed.items())
+            + ").",
+        ]
     lines.append("")
     lines += _section(
         "Validation streams (other generators and real data: the headline)",
@@ -194,24 +185,6 @@ def write_report(path: Path, run_id: str, authors_run_id: str | None, out_dir: P
         models,
         TUNING,
     )
-    if authors:
-        a_commit = sorted({r["authors_commit"][:7] for r in authors})
-        speed = {
-            m: _gmean([r["throughput"] for r in authors if r["model"] == m])
-            for m in ("authors-moe-data", "authors-moe-task")
-        }
-        lines += [
-            f"### The authors' code: run {authors_run_id} (a separate run)",
-            "",
-            f"miguel-ceadar/drift-moe at commit {', '.join(a_commit)}, run by `bench_authors.py` "
-            "on the same streams, lengths and seeds, where it ran; each cell is the mean over the "
-            f"seeds named, ours (run {run_id}) on the same seeds beside it. Their speed is not "
-            "paired (their own process): instances per CPU second "
-            f"{speed['authors-moe-data']:,.0f} for MoE-Data, {speed['authors-moe-task']:,.0f} "
-            "for MoE-Task (geometric means).",
-            "",
-        ]
-        lines += _authors_section(rows, authors, VALIDATION + TUNING)
     (out_dir / "streaming.md").write_text("\n".join(lines))
     print("\n".join(lines))
     _figures(rows, out_dir)
@@ -223,7 +196,11 @@ def _figures(rows: list[dict], out_dir: Path) -> None:
     mine = {r["model"]: r for r in rows if r["stream"] == FIGURE_STREAM and r["seed"] == 0}
     if not mine:
         return
-    curves = {LABELS[m]: [tuple(w) for w in mine[m]["windows"]] for m in ORDER if m in mine}
+    curves = {  # the authors' loop logs no windowed accuracy
+        LABELS[m]: [tuple(w) for w in mine[m]["windows"]]
+        for m in ORDER
+        if mine.get(m, {}).get("windows")
+    }
     drift_points = next(iter(mine.values()))["drift_points"]
     plot_windowed_accuracy(
         curves,

@@ -1,42 +1,39 @@
-"""The authors' DriftMoE code on our benchmark's streams, seeds and lengths, rows in our format.
+"""The authors' DriftMoE code on our benchmark's instances: the part of ``bench_streaming.py``
+that runs it (``--authors-checkout``), so their rows are in the same run as ours.
 
-DriftMoE's code is public (miguel-ceadar/drift-moe, CC BY-NC-SA 4.0): this script runs a
+DriftMoE's code is public (miguel-ceadar/drift-moe, CC BY-NC-SA 4.0): this module runs a
 checkout of it that you bring, and copies none of it. Their code reads CapyMOA streams; for
-each (stream, seed) of ``bench_streaming.py`` this script materialises our stream (this
-process, the moesuite venv), hands the instances to a worker process in a Python that has the
-authors' requirements (``--python``; CapyMOA needs Java) and there feeds them to their
-``MoEModel`` through a CapyMOA ``NumpyStream`` in place of their ``DataLoader``, then calls
-their own training loop (``train_joint_data`` for MoE-Data, ``train_joint_task`` for
-MoE-Task) with their defaults (``driftmoe/config.py``: 12 experts, top-3 updates, router
-hidden 256, lr 2e-3, mini-batch 256) and the stream's width and class count. Labels become
-class indices in order of first appearance; a categorical value becomes its index in order of
-first appearance (MOA reads it as a number, as their loaders do for numeric streams).
-Accuracy, kappa-M and kappa-T are their CapyMOA evaluator's; throughput is instances per CPU
-second of the whole loop (not paired with ARF: it runs in another process).
+each (stream, seed) of the benchmark, ``bench_streaming.py`` materialises our stream (its
+process, the moesuite venv) and :func:`run_authors` hands the instances to a worker process in
+a Python that has the authors' requirements (``--authors-python``; CapyMOA needs Java), which
+feeds them to their ``MoEModel`` through a CapyMOA ``NumpyStream`` in place of their
+``DataLoader`` and calls their own training loop (``train_joint_data`` for MoE-Data,
+``train_joint_task`` for MoE-Task) with their defaults (``driftmoe/config.py``: 12 experts,
+top-3 updates, router hidden 256, lr 2e-3, mini-batch 256) and the stream's width and class
+count. Labels become class indices in order of first appearance; a categorical value becomes
+its index in order of first appearance (MOA reads it as a number, as their loaders do for
+numeric streams). Accuracy, kappa-M and kappa-T are their CapyMOA evaluator's; the CPU time is
+the whole loop's in the worker (not paired with ARF: it runs in another process).
 
-Rows go to ``results/streaming.jsonl`` with ``model`` ``authors-moe-data`` /
-``authors-moe-task``, the run id, our commit and ``authors_commit`` (the checkout's HEAD).
-Rerunning resumes (rows already written under the run id are skipped).
+Their venv (their requirements.txt, CPU torch; Java 11+ on the PATH):
 
-    python -m venv /tmp/authors && /tmp/authors/bin/pip install capymoa==0.10.0 river==0.21.0 \
-        "numpy<2" "scikit-learn<1.6" torch        # their requirements.txt, CPU torch
-    python benchmarks/streaming/bench_authors.py --checkout ~/drift-moe \
-        --python /tmp/authors/bin/python --run-id R-authors --jobs 2
+    python -m venv /work/ext/dmvenv && /work/ext/dmvenv/bin/pip install capymoa==0.10.0 \
+        river==0.21.0 "numpy<2" "scikit-learn<1.6" torch
+
+The worker is this file run by that Python: ``python bench_authors.py --worker CHECKOUT DATA
+MODE SEED`` prints one JSON line.
 """
 
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import json
 import pickle
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
 MODES = {"authors-moe-data": "joint_data", "authors-moe-task": "joint_task"}
 
 
@@ -129,101 +126,40 @@ def checkout_commit(checkout: Path) -> str:
     return stamp.read_text().strip() if stamp.is_file() else "unknown"
 
 
+def check_checkout(checkout: Path) -> str | None:
+    """Why ``checkout`` is not a drift-moe checkout, or None."""
+    if not (checkout / "driftmoe" / "moe_model.py").is_file():
+        return f"{checkout}: no driftmoe/moe_model.py (a drift-moe checkout?)"
+    return None
+
+
+def run_authors(checkout: Path, python: str, data: list, model: str, seed: int, tmp: Path) -> dict:
+    """Their ``model`` (a key of ``MODES``) on the instances ``data`` (``(x, y)`` pairs) in a
+    worker process of ``python``; the worker's result (accuracy, kappas, n, cpu_seconds,
+    throughput, config). Raises ``RuntimeError`` with the worker's stderr when it fails."""
+    data_file = tmp / f"authors-{model}-{seed}.pkl"
+    encode(data, data_file)
+    cmd = [python, str(Path(__file__).resolve()), "--worker", str(checkout), str(data_file)]
+    cmd += [MODES[model], str(seed)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+    finally:
+        data_file.unlink(missing_ok=True)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr.strip()[-400:])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--checkout", type=Path, required=True, help="a checkout of drift-moe")
-    p.add_argument("--python", default=sys.executable, help="a Python with their requirements")
-    p.add_argument("--run-id", required=True)
-    p.add_argument("--streams", action="append", help="default: bench_streaming's two sets")
-    p.add_argument("--models", action="append", help=f"default: {list(MODES)}")
-    p.add_argument("--seeds", type=int, nargs="+")
-    p.add_argument("--n", type=int, help="instances per synthetic validation stream (ours)")
-    p.add_argument("--tuning-n", type=int, help="instances per tuning stream (default: ours)")
-    p.add_argument("--jobs", type=int, default=1)
-    p.add_argument("--out", type=Path, default=HERE / "results" / "streaming.jsonl")
-    p.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
+    p.add_argument("--worker", nargs=4, metavar=("CHECKOUT", "DATA", "MODE", "SEED"))
     a = p.parse_args()
-    if a.worker:
-        checkout, data_file, mode, seed = a.worker
-        print(json.dumps(worker(Path(checkout), Path(data_file), mode, int(seed))))
-        return
-
-    sys.path.insert(0, str(HERE))
-    from bench_streaming import (
-        SEEDS,
-        TUNING,
-        TUNING_N,
-        VALIDATION,
-        N,
-        done_keys,
-        git_commit,
-        stream_set,
-    )
-
-    from moesuite.streaming.data import stream_kind
-
-    if not (a.checkout / "driftmoe" / "moe_model.py").is_file():
-        p.error(f"--checkout {a.checkout}: no driftmoe/moe_model.py (a drift-moe checkout?)")
-
-    def length(stream: str) -> int:
-        return (a.tuning_n or TUNING_N) if stream_set(stream) == "tuning" else (a.n or N)
-
-    streams = a.streams or VALIDATION + TUNING
-    models = a.models or list(MODES)
-    commit, authors = git_commit(), checkout_commit(a.checkout)
-    done = done_keys(a.out, a.run_id)
-    jobs = [
-        (s, seed, m)
-        for s in sorted(streams, key=lambda s: stream_set(s) != "validation")
-        for seed in a.seeds or SEEDS
-        for m in models
-        if (s, m, length(s), seed) not in done
-    ]
-    print(f"run {a.run_id}, authors' commit {authors[:12]}: {len(jobs)} jobs", flush=True)
-    tmp = Path(tempfile.mkdtemp(prefix="bench-authors-"))
-
-    def work(job: tuple[str, int, str]) -> None:
-        from bench_streaming import append, materialise
-
-        stream, seed, model = job
-        n = length(stream)
-        if (stream, model, n, seed) in done_keys(a.out, a.run_id):  # another runner did it
-            return
-        data, s = materialise(stream, n, seed)
-        data_file = tmp / f"{stream}-{seed}-{model}.pkl"
-        encode(data, data_file)
-        cmd = [a.python, __file__, "--checkout", str(a.checkout), "--run-id", a.run_id]
-        cmd += ["--worker", str(a.checkout), str(data_file), MODES[model], str(seed)]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        data_file.unlink()
-        if proc.returncode != 0:
-            print(f"{stream:>18} s{seed} {model}: FAILED {proc.stderr.strip()[-400:]}", flush=True)
-            return
-        r = json.loads(proc.stdout.strip().splitlines()[-1])
-        row = {
-            "run_id": a.run_id,
-            "commit": commit,
-            "authors_commit": authors,
-            "set": stream_set(stream),
-            "stream": stream,
-            "kind": stream_kind(stream),
-            "model": model,
-            "seed": seed,
-            "requested_n": n,
-            **r,
-            "drift_points": s.drift_points,
-        }
-        append(a.out, [row])
-        print(
-            f"{stream:>18} s{seed} {model}: acc {100 * r['accuracy']:.2f}  "
-            f"{r['throughput']:.0f} inst/cpu-s",
-            flush=True,
-        )
-
-    with concurrent.futures.ThreadPoolExecutor(max(1, a.jobs)) as pool:
-        list(pool.map(work, jobs))
+    if not a.worker:
+        p.error("run the authors' code through bench_streaming.py --authors-checkout PATH")
+    checkout, data_file, mode, seed = a.worker
+    print(json.dumps(worker(Path(checkout), Path(data_file), mode, int(seed))))
 
 
 if __name__ == "__main__":

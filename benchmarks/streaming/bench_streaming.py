@@ -8,16 +8,24 @@ run id (``--run-id``) and the git commit of the code.
 A job is one (stream, seed): all the models learn the same materialised instances in one
 process, interleaved chunk by chunk, and each model's CPU time inside ``predict_one`` +
 ``learn_one`` is summed, so their throughputs are paired (the machine's load affects all alike)
-and ``ratio_to_arf`` is the ARF's CPU time over the model's, on the same instances. Jobs run in
-``--jobs`` worker processes; each writes its rows to ``results/streaming.jsonl`` when it ends
-(expert usage per window of DriftMoE to ``results/streaming_expert_usage.jsonl.gz``). Rerunning
-the same command resumes the run: jobs whose rows are in the file under the same run id are
-skipped.
+and ``ratio_to_arf`` is the ARF's CPU time over the model's, on the same instances.
 
-    python benchmarks/streaming/bench_streaming.py --run-id R --jobs 2   # the whole benchmark
-                                                                         # (rerun to resume)
-    python benchmarks/streaming/bench_streaming.py --table --run-id R --authors-run-id R-authors
-        # results/streaming.md and the two figures (the authors' rows: bench_authors.py)
+With ``--authors-checkout PATH`` (a checkout of miguel-ceadar/drift-moe) and ``--authors-python
+PY`` (a Python with their requirements; ``bench_authors.py`` says which) the same invocation
+runs the authors' MoE-Data and MoE-Task on the same instances, right after our job of each
+(stream, seed), and writes their rows (``model`` ``authors-moe-data`` / ``authors-moe-task``,
+with ``authors_commit``) under the same run id; their speed is not paired (their own process).
+
+Jobs run in ``--jobs`` worker processes; each writes its rows to
+``results/streaming.jsonl`` when it ends (expert usage per window of DriftMoE to
+``results/streaming_expert_usage.jsonl.gz``). Rerunning the same command resumes the run: jobs
+whose rows are in the file under the same run id are skipped.
+
+    python benchmarks/streaming/bench_streaming.py --run-id R --jobs 1 \
+        --authors-checkout /work/ext/drift-moe --authors-python /work/ext/dmvenv/bin/python
+        # the whole benchmark, ours and the authors' code (rerun to resume)
+    python benchmarks/streaming/bench_streaming.py --table --run-id R
+        # results/streaming.md and the two figures, from run R's rows only
 
 ``elec`` is read from ``$MOESUITE_STREAMS_DIR/elec.csv`` or ``../shared/data/streams/elec.csv``.
 """
@@ -31,6 +39,7 @@ import gzip
 import json
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -186,7 +195,12 @@ def main() -> None:
     p.add_argument("--chunk", type=int, default=250, help="instances per turn of a model")
     p.add_argument("--jobs", type=int, default=1, help="worker processes")
     p.add_argument("--run-id", help="the run's id (default: today's date)")
-    p.add_argument("--authors-run-id", help="with --table: the rows of bench_authors.py")
+    p.add_argument("--authors-checkout", type=Path, help="run the authors' code from here too")
+    p.add_argument("--authors-python", default=sys.executable, help="a Python for their code")
+    p.add_argument(
+        "--authors-models", action="append", help="default: authors-moe-data, authors-moe-task"
+    )
+    p.add_argument("--authors-streams", action="append", help="default: the run's streams")
     p.add_argument("--out", type=Path, default=RESULTS / "streaming.jsonl")
     p.add_argument("--timeout", type=float, default=4 * 3600.0, help="seconds per job")
     p.add_argument("--table", action="store_true", help="write results/streaming.md + figures")
@@ -212,25 +226,46 @@ def main() -> None:
 
         if not a.run_id:
             p.error("--table needs --run-id")
-        write_report(a.out, a.run_id, a.authors_run_id, RESULTS)
+        write_report(a.out, a.run_id, a.out.parent)  # beside the JSON lines
         return
     run_id = a.run_id or datetime.date.today().isoformat()
     streams = a.streams or VALIDATION + TUNING  # the headline's streams first
     commit = git_commit()
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    done = done_keys(a.out, run_id)
-    # validation streams (all seeds) first: a run cut short still has the headline's rows
-    order = sorted(streams, key=lambda s: stream_set(s) != "validation")
-    jobs = [
-        (s, seed)
-        for s in order
-        for seed in a.seeds
-        if any((s, m, plan(s)[1], seed) not in done for m in plan(s)[0])
-    ]
-    print(f"run {run_id} (commit {commit[:12]}): {len(jobs)} jobs to run", flush=True)
+    authors_models: list[str] = []
+    authors_commit = ""
+    if a.authors_checkout:
+        sys.path.insert(0, str(HERE))
+        from bench_authors import MODES, check_checkout, checkout_commit
 
-    def work(job: tuple[str, int]) -> None:
-        stream, seed = job
+        if error := check_checkout(a.authors_checkout):
+            p.error(f"--authors-checkout {error}")
+        authors_models = a.authors_models or list(MODES)
+        if unknown := sorted(set(authors_models) - set(MODES)):
+            p.error(f"--authors-models {unknown}: choose from {list(MODES)}")
+        authors_commit = checkout_commit(a.authors_checkout)
+    authors_streams = set(a.authors_streams or streams)
+    done = done_keys(a.out, run_id)
+    # validation streams (all seeds) first: a run cut short still has the headline's rows; the
+    # authors' jobs of a (stream, seed) right after ours
+    order = sorted(streams, key=lambda s: stream_set(s) != "validation")
+    jobs: list[tuple] = []
+    for s in order:
+        job_models, n = plan(s)
+        for seed in a.seeds:
+            if any((s, m, n, seed) not in done for m in job_models):
+                jobs.append(("ours", s, seed))
+            if s in authors_streams:
+                todo = [m for m in authors_models if (s, m, n, seed) not in done]
+                jobs += [("authors", s, seed, m) for m in todo]
+    text = f", the authors' code at {authors_commit[:12]}" if authors_commit else ""
+    print(f"run {run_id} (commit {commit[:12]}{text}): {len(jobs)} jobs to run", flush=True)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-streaming-"))
+
+    def work(job: tuple) -> None:
+        if job[0] == "authors":
+            return work_authors(*job[1:])
+        _, stream, seed = job
         job_models, n = plan(stream)
         done_now = done_keys(a.out, run_id)  # another runner of the run may have done it
         if all((stream, m, n, seed) in done_now for m in job_models):
@@ -255,6 +290,29 @@ def main() -> None:
             for r in rows
         )
         print(f"{stream:>18} s{seed}  {text}  ({time.time() - t0:.0f} s)", flush=True)
+
+    def work_authors(stream: str, seed: int, model: str) -> None:
+        from bench_authors import run_authors
+
+        n = plan(stream)[1]
+        if (stream, model, n, seed) in done_keys(a.out, run_id):  # another runner did it
+            return
+        data, s = materialise(stream, n, seed)
+        t0 = time.time()
+        try:
+            r = run_authors(a.authors_checkout, a.authors_python, data, model, seed, tmp)
+        except RuntimeError as e:
+            print(f"{stream:>18} s{seed}  {model} FAILED: {e}", flush=True)
+            return
+        row = {"run_id": run_id, "commit": commit, "authors_commit": authors_commit}
+        row |= {"set": stream_set(stream), "stream": stream, "kind": s.kind, "model": model}
+        row |= {"seed": seed, "requested_n": n, **r, "drift_points": s.drift_points}
+        append(a.out, [row])
+        print(
+            f"{stream:>18} s{seed}  {model} {100 * r['accuracy']:.2f}  "
+            f"{r['throughput']:.0f} inst/cpu-s  ({time.time() - t0:.0f} s)",
+            flush=True,
+        )
 
     with concurrent.futures.ThreadPoolExecutor(max(1, a.jobs)) as pool:
         list(pool.map(work, jobs))
