@@ -26,6 +26,23 @@ import time
 from pathlib import Path
 
 
+class _GateCounter:
+    """Pass the authors' prints through and count their gate refits: a K-means that converged
+    (the least-squares gate is refitted) or an abort ("cluster empty" / "did not converge": the
+    update is skipped and the gate keeps its weights)."""
+
+    def __init__(self, stream: object) -> None:
+        self.stream, self.updates, self.aborts = stream, 0, 0
+
+    def write(self, text: str) -> int:
+        self.updates += text.count("Gating k-means converged")
+        self.aborts += text.count("is empty. Skipping gating") + text.count("did not converge")
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repo", type=Path, required=True, help="checkout of ddrous/MixER")
@@ -134,6 +151,8 @@ def main() -> None:
     trainer = NCFTrainer(learner, (opt_model, opt_ctx), key=trainer_key)
 
     run_folder = str(args.out.resolve()) + "/"
+    counter = _GateCounter(sys.stdout)
+    sys.stdout = counter
     start = time.perf_counter()
     trainer.meta_train_gated(
         dataloader=train_loader,
@@ -155,6 +174,7 @@ def main() -> None:
         key=trainer_key,
     )
     train_seconds = time.perf_counter() - start
+    sys.stdout = counter.stream
 
     net = learner.model.vectorfield.neuralnet
     gate = eqx.filter_vmap(net.gating_function)
@@ -196,7 +216,9 @@ def main() -> None:
             sum(x.size for x in jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_array)))
         ),
         "jax": jax.__version__,
-        "threads": os.environ.get("XLA_FLAGS", ""),
+        "gate_updates": counter.updates,
+        "gate_aborts": counter.aborts,
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
     }
     (args.out / "done.json").write_text(json.dumps(record))
 
