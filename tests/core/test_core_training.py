@@ -274,3 +274,26 @@ def test_an_error_during_training_leaves_nothing_even_with_keep_interrupted(tmp_
     with pytest.raises(RuntimeError, match="boom"):
         _train_dropout_net(tmp_path / "run", callbacks=[Boom()])
     assert not (tmp_path / "run").exists() and not list(tmp_path.iterdir())
+
+
+def test_resumable_config_checks_the_run_before_anything_resumes(tmp_path):
+    from moesuite.core.training import INTERRUPTED, resumable_config
+
+    run = tmp_path / "run"
+    with pytest.raises(FileNotFoundError, match="not a run directory"):
+        resumable_config(run)
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.json").write_text('{"system": "a", "model": "m"}')
+    with pytest.raises(ValueError, match="its system is 'a', not 'b'"):
+        resumable_config(run, expect={"system": "b"})
+    with pytest.raises(ValueError, match="--lr: --resume continues"):
+        resumable_config(run, given={"--lr": 0.1, "--seed": None})
+    with pytest.raises(ValueError, match="was not interrupted"):
+        resumable_config(run, expect={"system": "a"})
+    (run / INTERRUPTED).write_text("")
+    with pytest.raises(FileNotFoundError, match="no checkpoints/last.ckpt"):
+        resumable_config(run)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"")
+    assert resumable_config(run, expect={"system": "a"}, given={"--seed": None})["model"] == "m"
+    (run / INTERRUPTED).unlink()
+    assert resumable_config(run, finished_ok=True)["system"] == "a"

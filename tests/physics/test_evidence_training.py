@@ -107,7 +107,7 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, small_npz):
         for line in (cut / "logs" / "metrics.jsonl").read_text().splitlines()
     ]
     assert epochs == [0, 1, 2]
-    with pytest.raises(ValueError, match="this run finished"):
+    with pytest.raises(ValueError, match="was not interrupted"):
         training.train("evidence-softmax", resume=cut, progress=False)
 
 

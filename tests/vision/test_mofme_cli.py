@@ -1,11 +1,13 @@
 """`moesuite vision train|eval|restore|compare` for MoFME: run dirs, sizes, one-line errors."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from moesuite.core.training import INTERRUPTED
 from moesuite.vision.cli import app
 from moesuite.vision.data.images import read_image, save_image
 
@@ -60,10 +62,16 @@ def test_train_writes_a_run_directory(data):
         assert (run / f).is_file()
 
 
-def test_resume_continues_a_run_in_place(data):
-    out = _ok(["train", "mofme", "--resume", data / "run", "--quiet"])
-    assert "validation PSNR" in out and str(data / "run") in out
-    assert "is a 'mofme' run" in _error(["train", "moe-restorer", "--resume", data / "run"])
+def test_resume_continues_a_run_in_place(data, tmp_path):
+    assert "was not interrupted" in _error(["train", "mofme", "--resume", data / "run"])
+    cut = tmp_path / "cut"  # a run stopped after its last checkpoint, before its report
+    shutil.copytree(data / "run", cut)
+    (cut / "metrics.json").unlink()
+    (cut / INTERRUPTED).write_text("")
+    assert "its model is 'mofme'" in _error(["train", "moe-restorer", "--resume", cut])
+    out = _ok(["train", "mofme", "--resume", cut, "--quiet"])
+    assert "validation PSNR" in out and str(cut) in out
+    assert (cut / "metrics.json").is_file() and not (cut / INTERRUPTED).exists()
 
 
 def test_eval_on_paired_folders_and_on_a_folder_of_photos(data, tmp_path, monkeypatch):

@@ -8,11 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from moesuite.core.training import (
-    INTERRUPTED,
     RunDirectory,
     default_run_path,
-    last_checkpoint,
-    read_json,
+    resumable_config,
     resume_run_directory,
     run_directory,
 )
@@ -43,7 +41,7 @@ def write_run_config(run: RunDirectory, model: str, task: str, **fields: Any) ->
 
 
 def resumed_config(resume: Path, model: str, **given: Any) -> dict[str, Any]:
-    """``config.json`` of an interrupted run to continue with ``model``.
+    """``config.json`` of an interrupted run to continue with ``model`` (core's checks).
 
     Args:
         resume: the interrupted run directory.
@@ -55,26 +53,7 @@ def resumed_config(resume: Path, model: str, **given: Any) -> dict[str, Any]:
         FileNotFoundError: not a run directory, or no checkpoint to resume from.
         ValueError: another model, new settings, or a run that finished.
     """
-    resume = Path(resume)
-    if not (resume / "config.json").is_file():
-        raise FileNotFoundError(
-            f"{resume}: not a run directory written by `train` (no config.json); cannot resume."
-        )
-    config = read_json(resume / "config.json")
-    if config.get("model") != model:
-        raise ValueError(
-            f"{resume}: the run trains {config.get('model')!r}, not {model!r}; "
-            "give its own MODEL to resume it."
-        )
-    extra = sorted(k for k, v in given.items() if v is not None)
-    if extra:
-        raise ValueError(
-            f"--resume continues {resume} with the settings in its config.json; drop {extra}."
-        )
-    last_checkpoint(resume)
-    if not (resume / INTERRUPTED).is_file():
-        raise ValueError(f"{resume}: this run finished (no {INTERRUPTED} file); nothing to resume.")
-    return config
+    return resumable_config(resume, expect={"model": model}, given=given)
 
 
 def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> str:

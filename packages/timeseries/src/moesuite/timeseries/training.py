@@ -38,13 +38,12 @@ import torch
 from torch import nn
 
 from moesuite.core.training import (
-    INTERRUPTED,
     MoESystem,
     RunDirectory,
     default_run_path,
     fit,
     make_trainer,
-    read_json,
+    resumable_config,
     resume_run_directory,
     run_directory,
     seed_everything,
@@ -250,14 +249,9 @@ def resume_forecaster(
         ValueError: the run was not interrupted (nothing to resume).
     """
     run_dir = Path(run_dir)
-    config = read_json(run_dir / "config.json")
+    config = resumable_config(run_dir)
     if "train" not in config:
         raise ValueError(f"{run_dir}: not a `train` run directory (its config has no 'train').")
-    if not (run_dir / INTERRUPTED).is_file():
-        raise ValueError(
-            f"{run_dir}: this run was not interrupted (no {INTERRUPTED} file); "
-            "there is nothing to resume."
-        )
     cfg = ForecastTrainConfig(**config["train"])
     with torch_threads(cfg.threads):
         start = time.perf_counter()

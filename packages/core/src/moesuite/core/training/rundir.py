@@ -36,6 +36,7 @@ __all__ = [
     "RunDirectory",
     "run_directory",
     "resume_run_directory",
+    "resumable_config",
     "default_run_path",
     "to_jsonable",
     "read_json",
@@ -91,6 +92,67 @@ def read_json(path: str | Path) -> Any:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}).") from None
+
+
+def resumable_config(
+    run_dir: str | Path,
+    expect: dict[str, Any] | None = None,
+    given: dict[str, Any] | None = None,
+    finished_ok: bool = False,
+) -> dict[str, Any]:
+    """The ``config.json`` of an interrupted ``train`` run, checked before it is resumed.
+
+    Every domain's ``train --resume RUN`` calls this first, so a bad ``RUN`` gets the same clear
+    error everywhere and nothing is written.
+
+    Args:
+        run_dir: the run directory given to ``--resume``.
+        expect: config entries the run must have, e.g. ``{"system": "promoe"}``.
+        given: command options that a resumed run cannot change (name -> value; ``None`` means
+            not given): any that is set is refused, since the run keeps its own settings.
+        finished_ok: accept a finished run too (to continue it to a new total of epochs).
+
+    Raises:
+        FileNotFoundError: not a run directory written by ``train``, or no last checkpoint.
+        ValueError: a config entry differs from ``expect``, an option of ``given`` is set, or
+            the run finished (no ``INTERRUPTED`` file).
+
+    Examples:
+        >>> import tempfile
+        >>> run = Path(tempfile.mkdtemp())
+        >>> resumable_config(run)
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: ...: not a run directory written by `train` (no config.json); ...
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir() or not (run_dir / "config.json").is_file():
+        raise FileNotFoundError(
+            f"{run_dir}: not a run directory written by `train` (no config.json); cannot resume."
+        )
+    config = read_json(run_dir / "config.json")
+    for key, value in (expect or {}).items():
+        if config.get(key) != value:
+            raise ValueError(
+                f"--resume {run_dir}: its {key} is {config.get(key)!r}, not {value!r}; "
+                "resume a run with the command that trains it."
+            )
+    set_options = sorted(k for k, v in (given or {}).items() if v is not None)
+    if set_options:
+        raise ValueError(
+            f"{', '.join(set_options)}: --resume continues {run_dir} with the settings in its "
+            "config.json; drop these options."
+        )
+    if not finished_ok and not (run_dir / INTERRUPTED).is_file():
+        raise ValueError(
+            f"{run_dir}: this run was not interrupted (no {INTERRUPTED} file); nothing to resume."
+        )
+    if not (run_dir / "checkpoints" / "last.ckpt").is_file():
+        raise FileNotFoundError(
+            f"{run_dir}: no checkpoints/last.ckpt to resume from (interrupted before the first "
+            "checkpoint: start it again)."
+        )
+    return config
 
 
 class RunDirectory:

@@ -9,7 +9,7 @@ from typing import Any
 
 from moesuite.core.training import (
     default_run_path,
-    read_json,
+    resumable_config,
     resume_run_directory,
     run_directory,
     torch_threads,
@@ -94,17 +94,14 @@ def train(
     lightning = _lightning(device, devices, strategy)
     with torch_threads(threads):
         if resume is not None:
-            config = read_json(Path(resume) / "config.json")
-            if config.get("system") != "advmoe":
-                raise ValueError(f"--resume {resume}: not an advmoe run.")
             fixed = {"data": data, "batch-size": batch_size, "lr": lr, "experts": experts}
             fixed.update({"scheme": scheme, "routing": routing, "eps": eps, "out": out})
-            given = sorted(f"--{k}" for k, v in fixed.items() if v is not None)
-            if given:
-                raise ValueError(
-                    f"{', '.join(given)}: --resume continues {resume} with its own settings; "
-                    "only --epochs (a new total) may change."
-                )
+            config = resumable_config(
+                resume,
+                expect={"system": "advmoe"},
+                given={f"--{k}": v for k, v in fixed.items()},
+                finished_ok=epochs is not None,
+            )
             if epochs is not None:
                 config["train"]["epochs"] = epochs
             data_ = load_data(config["data"])

@@ -99,14 +99,9 @@ def train(
     from moesuite.vision.mofme.training import resume_restorer, train_restorer
 
     if resume is not None:
-        from moesuite.core.training import read_json
+        from moesuite.core.training import resumable_config
 
-        config = read_json(Path(resume) / "config.json")
-        if config.get("model") != model:
-            raise ValueError(
-                f"--resume {resume} is a {config.get('model')!r} run, not {model!r}; "
-                f"run `moesuite vision train {config.get('model')} --resume {resume}`."
-            )
+        resumable_config(resume, expect={"system": "mofme", "model": model})
         result = resume_restorer(
             resume, device=device, devices=devices, strategy=strategy, quiet=quiet
         )

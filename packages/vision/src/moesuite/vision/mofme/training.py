@@ -37,6 +37,7 @@ from moesuite.core.training import (
     fit,
     make_trainer,
     read_json,
+    resumable_config,
     resume_run_directory,
     run_directory,
     seed_everything,
@@ -229,10 +230,8 @@ def resume_restorer(
 ) -> TrainResult:
     """Continue an interrupted run in place from its last checkpoint."""
     from moesuite.core.cli.common import lightning_kwargs
-    from moesuite.core.training import last_checkpoint
 
-    last_checkpoint(run_dir)  # a clear error if there is nothing to resume
-    config = read_json(Path(run_dir) / "config.json")
+    config = resumable_config(run_dir, expect={"system": "mofme"})
     cfg = TrainConfig(**config["train"])
     with torch_threads(cfg.threads):
         seed_everything(cfg.seed)

@@ -102,14 +102,9 @@ def train(
 
     lightning = lightning_kwargs(device, devices, strategy)
     if resume is not None:
-        from moesuite.core.training import read_json
+        from moesuite.core.training import resumable_config
 
-        config = read_json(Path(resume) / "config.json")
-        if config.get("model") != model:
-            raise ValueError(
-                f"--resume {resume} is a {config.get('model')!r} run, not {model!r}; "
-                f"run `moesuite vision train {config.get('model')} --resume {resume}`."
-            )
+        resumable_config(resume, expect={"system": "promoe", "model": model})
         run_dir, metrics = resume_diffusion(
             resume, progress=not quiet, lightning=lightning, threads=threads
         )

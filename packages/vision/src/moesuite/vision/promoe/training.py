@@ -31,7 +31,6 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from moesuite.core.training import (
-    INTERRUPTED,
     MoESystem,
     OptimConfig,
     RunDirectory,
@@ -39,6 +38,7 @@ from moesuite.core.training import (
     fit,
     make_trainer,
     read_json,
+    resumable_config,
     resume_run_directory,
     run_directory,
     seed_everything,
@@ -314,13 +314,7 @@ def resume_diffusion(
 ) -> tuple[Path, dict]:
     """Continue an interrupted :func:`train_diffusion` run in place from its last checkpoint."""
     run_dir = Path(run_dir)
-    config = read_json(run_dir / "config.json")
-    if config.get("system") != "promoe" or "train" not in config:
-        raise ValueError(f"--resume: {run_dir} is not a ProMoE training run directory.")
-    if not (run_dir / INTERRUPTED).is_file():
-        raise ValueError(
-            f"--resume: {run_dir} was not interrupted (no {INTERRUPTED} file); nothing to resume."
-        )
+    config = resumable_config(run_dir, expect={"system": "promoe"})
     train = dict(config["train"])
     train["eval_cfgs"] = tuple(train["eval_cfgs"])
     cfg = TrainConfig(**train)
