@@ -112,3 +112,18 @@ def test_recorder_collects_every_layer_and_only_observes(tmp_path):
         {r.name: r.output.plan.counts for r in rec.records}, tmp_path / "load.png"
     )
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_recorder_callback_sees_every_call_and_keeps_nothing():
+    torch.manual_seed(0)
+    net = nn.ModuleDict({"a": _layer(), "b": _layer()})
+    x = torch.randn(10, 8)
+    seen = []
+    with RoutingRecorder(net, on_record=lambda n, layer, out: seen.append((n, out))) as rec:
+        for _ in range(3):  # e.g. the passes of a roll-out
+            net["b"](net["a"](x)[0])
+    assert [n for n, _ in seen] == ["a", "b"] * 3 and rec.records == []
+    counts = [out.plan.counts for n, out in seen if n == "a"]
+    assert all(int(c.sum()) == 10 * 2 for c in counts)  # top-2 of 10 tokens per call
+    net["a"](x)  # hooks removed on exit
+    assert len(seen) == 6

@@ -8,6 +8,7 @@ only observes: aux losses reach the loss through the model's return value
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,9 @@ class RoutingRecorder:
         model: any module containing :class:`MoELayer` s.
         detach: keep detached copies of logits/probs only (saves memory when only statistics
             are needed).
+        on_record: if given, called with ``(name, layer, router_output)`` at every MoE layer
+            call instead of keeping a record: a summary taken there keeps memory flat over
+            any number of passes (e.g. a long roll-out); :attr:`records` stays empty.
 
     Examples:
         >>> import torch
@@ -54,9 +58,15 @@ class RoutingRecorder:
         [('0', 3)]
     """
 
-    def __init__(self, model: nn.Module, detach: bool = False):
+    def __init__(
+        self,
+        model: nn.Module,
+        detach: bool = False,
+        on_record: Callable[[str, nn.Module, RouterOutput], None] | None = None,
+    ):
         self.model = model
         self.detach = detach
+        self.on_record = on_record
         self.records: list[RoutingRecord] = []
         self._handles: list[Any] = []
 
@@ -94,6 +104,9 @@ class RoutingRecorder:
     def _hook(self, name: str):
         def hook(layer: MoELayer, inputs: Any, output: tuple[torch.Tensor, RouterOutput]):
             out = output[1]
+            if self.on_record is not None:
+                self.on_record(name, layer, out)
+                return
             if self.detach:
                 out = RouterOutput(
                     out.plan.with_weight(out.plan.weight.detach()),

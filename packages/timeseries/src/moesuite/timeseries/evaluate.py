@@ -20,7 +20,7 @@ import torch
 from rich.progress import track
 from torch import nn
 
-from moesuite.core.recorder import moe_layers
+from moesuite.core.recorder import RoutingRecorder
 from moesuite.core.stats import routing_summary
 from moesuite.core.training import default_run_path, run_directory
 from moesuite.timeseries.config import build_datamodule, load_run, load_table
@@ -125,21 +125,17 @@ def evaluate_horizons(
     stats: dict[str, list[dict[str, float]]] = {}
     n_patches = getattr(model, "n_patches", None)
 
-    def observe(name: str):
+    def observe(name: str, layer: nn.Module, out: Any) -> None:
         # each MoE layer call is summarised at once and nothing of it is kept: a roll-out makes
-        # ceil(H / H_o) passes per batch, and keeping all their router outputs (as a recorder
-        # does) grows with the horizon and the batch
-        def hook(layer: nn.Module, inputs: Any, output: tuple[torch.Tensor, Any]) -> None:
-            out = output[1]
-            stats.setdefault(name, []).append(routing_summary(out))
-            if n_patches:
-                plan = out.plan
-                E = plan.num_experts
-                flat = (plan.token_idx % n_patches) * E + plan.expert_idx
-                c = torch.bincount(flat, minlength=n_patches * E).reshape(n_patches, E)
-                routing[name] = routing.get(name, torch.zeros_like(c)) + c
-
-        return hook
+        # ceil(H / H_o) passes per batch, and keeping all their router outputs grows with the
+        # horizon and the batch
+        stats.setdefault(name, []).append(routing_summary(out))
+        if n_patches:
+            plan = out.plan
+            E = plan.num_experts
+            flat = (plan.token_idx % n_patches) * E + plan.expert_idx
+            c = torch.bincount(flat, minlength=n_patches * E).reshape(n_patches, E)
+            routing[name] = routing.get(name, torch.zeros_like(c)) + c
 
     groups = []  # (horizon to roll out, window indices needing exactly that horizon)
     for j, h in enumerate(reversed(hs)):
@@ -150,7 +146,8 @@ def evaluate_horizons(
     ]
     if progress:
         batches = track(batches, description=f"evaluating {split}", transient=True)
-    handles = [layer.register_forward_hook(observe(n)) for n, layer in moe_layers(model)]
+    recorder = RoutingRecorder(model, on_record=observe)
+    recorder.start()
     try:
         for h, idx in batches:
             ds = dm.dataset(split, h)
@@ -166,8 +163,7 @@ def evaluate_horizons(
                     errors[g].count += err.shape[0] * err.shape[2]
                     errors[g].windows += err.shape[0]
     finally:
-        for handle in handles:
-            handle.remove()
+        recorder.stop()
         model.train(was_training)
     if any(e.count == 0 for e in errors.values()):
         raise ValueError(f"no {split} windows to score at horizons {hs}.")
