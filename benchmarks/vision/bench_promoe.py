@@ -67,7 +67,11 @@ def _commit() -> str:
 
 
 def _budget(args: argparse.Namespace) -> dict:
+    extra = {}
+    if args.ddpm_steps is not None and args.ddpm_steps != args.steps:
+        extra["ddpm_steps"] = args.ddpm_steps  # only when it differs: budget ids stay stable
     return {
+        **extra,
         "data": str(args.data),
         "steps": args.steps,
         "batch_size": args.batch_size,
@@ -127,7 +131,7 @@ def _run_one(args, model: str, objective: str, seed: int, run_dir: Path) -> dict
         model=model,
         objective=objective,
         data=str(args.data),
-        steps=args.steps,
+        steps=_steps(args, objective),
         batch_size=args.batch_size,
         patch_size=args.patch_size,
         lr=args.lr,
@@ -140,6 +144,13 @@ def _run_one(args, model: str, objective: str, seed: int, run_dir: Path) -> dict
     return train_diffusion(
         cfg, out=run_dir, progress=False, feature_dir=args.runs / "feature-nets"
     )[1]
+
+
+def _steps(args: argparse.Namespace, objective: str) -> int:
+    """Optimiser steps of a run: ``--ddpm-steps`` for DDPM when given, else ``--steps``."""
+    if objective == "ddpm" and args.ddpm_steps is not None:
+        return args.ddpm_steps
+    return args.steps
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -157,7 +168,9 @@ def _table(
     lines = [
         "# ProMoE benchmark (MNIST, pixel space)",
         "",
-        f"Budget per run: {budget['steps']} steps x batch {budget['batch_size']}, patch "
+        f"Budget per run: {budget['steps']} steps"
+        + (f" (DDPM {budget['ddpm_steps']})" if "ddpm_steps" in budget else "")
+        + f" x batch {budget['batch_size']}, patch "
         f"{budget['patch_size']}, AdamW lr "
         f"{budget['lr']}, EMA; evaluation: {budget['eval_per_class']} samples per class "
         f"({budget['eval_steps']} sampling steps) vs the 2,000 held-out images; {seeds} seeds "
@@ -289,6 +302,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "mnist")
     p.add_argument("--steps", type=int, default=1500)
+    p.add_argument(
+        "--ddpm-steps",
+        type=int,
+        default=None,
+        help="steps of the DDPM runs (default: --steps); every model of an objective gets the "
+        "same budget",
+    )
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--patch-size", type=int, default=7, help="7: 16 tokens of 7x7 (CPU budget)")
     p.add_argument("--lr", type=float, default=2e-3)
