@@ -112,8 +112,7 @@ def run_authors(
             JAX_PLATFORMS="cpu",
             MPLBACKEND="Agg",
             PYTHONUNBUFFERED="1",
-            # compiled XLA code is reused across seeds of one dataset (same shapes): it saves the
-            # compilation, not any computation; their train_seconds still include what is compiled
+            # JAX may reuse compiled XLA code across runs (same shapes): compilation only
             JAX_COMPILATION_CACHE_DIR=str(work.parent / "jax_cache"),
         )
         cmd = [

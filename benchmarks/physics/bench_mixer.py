@@ -111,8 +111,10 @@ def table(rows: list[dict]) -> str:
             f", the authors' code {a['model_grad_steps']} (outer steps x 12; "
             f"{a['outer_steps']} of their {AUTHORS_OUTER_STEPS} outer steps = "
             f"{100 * a['outer_steps'] / AUTHORS_OUTER_STEPS:.1f}% of their budget), their "
-            f"commit `{a['authors_commit']}`"
+            f"commit `{a['authors_commit']}`; train s with their JIT compilation"
         )
+        if a["commit"] != first["commit"]:
+            note += f"; their rows added to this run (`--resume`) at commit `{a['commit'][:12]}`"
     return markdown(header, lines) + f"\n\n{note}.\n"
 
 
