@@ -17,7 +17,7 @@ the whole loop's in the worker (not paired with ARF: it runs in another process)
 
 Their venv (their requirements.txt, CPU torch; Java 11+ on the PATH):
 
-    python -m venv /work/ext/dmvenv && /work/ext/dmvenv/bin/pip install capymoa==0.10.0 \
+    python -m venv AUTHORS_VENV && AUTHORS_VENV/bin/pip install capymoa==0.10.0 \
         river==0.21.0 "numpy<2" "scikit-learn<1.6" torch
 
 The worker is this file run by that Python: ``python bench_authors.py --worker CHECKOUT DATA

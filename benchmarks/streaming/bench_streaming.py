@@ -22,7 +22,7 @@ Jobs run in ``--jobs`` worker processes; each writes its rows to
 whose rows are in the file under the same run id are skipped.
 
     python benchmarks/streaming/bench_streaming.py --run-id R --jobs 1 \
-        --authors-checkout /work/ext/drift-moe --authors-python /work/ext/dmvenv/bin/python
+        --authors-checkout PATH/drift-moe --authors-python AUTHORS_VENV/bin/python
         # the whole benchmark, ours and the authors' code (rerun to resume)
     python benchmarks/streaming/bench_streaming.py --table --run-id R
         # results/streaming.md and the two figures, from run R's rows only
@@ -37,6 +37,7 @@ import concurrent.futures
 import datetime
 import gzip
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -314,8 +315,11 @@ def main() -> None:
             flush=True,
         )
 
-    with concurrent.futures.ThreadPoolExecutor(max(1, a.jobs)) as pool:
-        list(pool.map(work, jobs))
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max(1, a.jobs)) as pool:
+            list(pool.map(work, jobs))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
