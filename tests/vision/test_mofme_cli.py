@@ -132,3 +132,19 @@ def test_compare_two_models_on_paired_data(data, tmp_path):
     rows = [json.loads(x) for x in (tmp_path / "c" / "results.jsonl").read_text().splitlines()]
     assert [r["label"] for r in rows] == ["mofme-linear-uar-n4", "dense-restorer"]
     assert (tmp_path / "c" / "table.md").is_file()
+
+
+def test_the_benchmark_continues_an_interrupted_variant(data, tmp_path):
+    from moesuite.vision.data.paired import load_pairs
+    from moesuite.vision.mofme.compare import Variant, run_variant
+    from moesuite.vision.mofme.training import TrainConfig
+
+    cut = tmp_path / "cut"  # stopped mid-training: checkpoints, no model, no report
+    shutil.copytree(data / "run", cut)
+    (cut / "metrics.json").unlink()
+    (cut / "checkpoints" / "model.pt").unlink()
+    (cut / INTERRUPTED).write_text("")
+    budget = TrainConfig(data=str(data / "photos"), steps=3, batch_size=4, threads=1)
+    row = run_variant(Variant("mofme"), 0, budget, load_pairs(data / "pairs"), cut)
+    assert row["steps"] == 3 and np.isfinite(row["psnr_mean"])
+    assert (cut / "checkpoints" / "model.pt").is_file() and not (cut / INTERRUPTED).exists()

@@ -243,6 +243,8 @@ def fit(
             warnings.filterwarnings(
                 "ignore", message=r".*Experiment logs directory .* exists and is not empty.*"
             )
+            # the first checkpoint after resuming mid-interval precedes any validation of this fit
+            warnings.filterwarnings("ignore", message=r".*could not find the monitored key.*")
         if train_dataloaders is not None:
             for cb in trainer.callbacks:
                 if isinstance(cb, RNGStateCallback):

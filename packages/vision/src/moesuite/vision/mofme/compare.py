@@ -27,7 +27,7 @@ from moesuite.vision.mofme.evaluate import (
     save_strip,
     time_inference,
 )
-from moesuite.vision.mofme.training import TrainConfig, load_run, train_restorer
+from moesuite.vision.mofme.training import TrainConfig, load_run, resume_restorer, train_restorer
 
 __all__ = ["Variant", "run_variant", "summarise", "markdown_table", "timing_rows", "strip"]
 
@@ -70,7 +70,10 @@ def run_variant(
         model, config = load_run(run_dir)
         train_metrics = _read_metrics(run_dir)
     else:
-        result = train_restorer(cfg, out=run_dir, device="cpu", quiet=quiet)
+        if (run_dir / "INTERRUPTED").is_file():  # stopped mid-training: continue it
+            result = resume_restorer(run_dir, device="cpu", quiet=quiet)
+        else:
+            result = train_restorer(cfg, out=run_dir, device="cpu", quiet=quiet)
         model, train_metrics = result.model, result.metrics
     if isinstance(test, WeatherTestSet):
         metrics = evaluate_test_set(model, test, tile=cfg.crop)
