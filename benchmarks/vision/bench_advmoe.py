@@ -49,6 +49,7 @@ ROWS = [
     ("advmoe", "joint", "shared"),
     ("advmoe", "advmoe", "shared"),
     ("advmoe", "advmoe", "per_layer"),
+    ("advmoe", "advmoe", "shared", "trades"),  # the paper's router objective (TRADES on the router)
 ]
 DENSE = "resnet18 (dense r=1.0)"
 
@@ -103,11 +104,15 @@ def write_report(run_id: str, args: argparse.Namespace) -> None:
     )
 
 
-def row_label_of(model: str, scheme: str | None, routing: str | None) -> str:
+def row_label_of(
+    model: str, scheme: str | None, routing: str | None, objective: str = "authors"
+) -> str:
     if model == "resnet18":
         return DENSE
     if model == "resnet18-half":
         return "resnet18-half (dense r=0.5)"
+    if objective != "authors":
+        return f"advmoe ({scheme}, {routing}, router {objective})"
     return f"advmoe ({scheme}, {routing})"
 
 
@@ -142,8 +147,9 @@ def main() -> None:
     data = load_data(args.data)
     runs_root = args.runs / run_id
     for seed in args.seeds:
-        for model, scheme, routing in [ROWS[i] for i in (args.rows or range(len(ROWS)))]:
-            label = row_label_of(model, scheme, routing)
+        for spec in [ROWS[i] for i in (args.rows or range(len(ROWS)))]:
+            model, scheme, routing, objective = (*spec, "authors")[:4]
+            label = row_label_of(model, scheme, routing, objective)
             if any(
                 r["label"] == label and r["seed"] == seed for r in read_rows(args.results, run_id)
             ):
@@ -161,9 +167,11 @@ def main() -> None:
                 width=args.width,
                 seed=seed,
                 attack_steps=args.attack_steps,
+                **({} if objective == "authors" else {"router_objective": objective}),
             )
             assert row_label(config) == label, (row_label(config), label)
-            path = runs_root / f"{model}-{scheme or 'dense'}-{routing or 'none'}-s{seed}"
+            tag = "" if objective == "authors" else f"-router_{objective}"
+            path = runs_root / f"{model}-{scheme or 'dense'}-{routing or 'none'}{tag}-s{seed}"
             start = time.perf_counter()
             print(f"train {label} seed {seed} -> {path}", flush=True)
             resume = unfinished(path)
@@ -197,6 +205,7 @@ def main() -> None:
                 "model": model,
                 "scheme": config["scheme"],
                 "routing": routing,
+                "router_objective": config["train"]["router_objective"],
                 "seed": seed,
                 "train_seconds": round(seconds, 1),
                 "total_seconds": round(time.perf_counter() - start, 1),

@@ -126,3 +126,15 @@ def test_bad_config_is_a_clear_error():
         AdvTrainer(AdvResNet(width=4, experts=2), TrainConfig(scheme="dense"), 1)
     with pytest.raises(ValueError, match="trains routers"):
         AdvTrainer(AdvResNet(width=4), TrainConfig(scheme="joint"), 1)
+
+
+def test_the_router_objective_reaches_the_config_and_its_label():
+    from moesuite.vision.advmoe.runs import make_config, row_label
+
+    data = load_data(None)
+    authors = make_config("advmoe", data, data_arg=None)
+    paper = make_config("advmoe", data, data_arg=None, router_objective="trades")
+    assert authors["train"]["router_objective"] == "authors"
+    assert paper["train"]["router_objective"] == "trades"
+    assert row_label(authors) == "advmoe (advmoe, shared)"
+    assert row_label(paper) == "advmoe (advmoe, shared, router trades)"

@@ -187,7 +187,11 @@ def row_label(config: dict[str, Any]) -> str:
     """``model [scheme, routing]`` for tables and plots."""
     if config["scheme"] == "dense":
         return f"{config['model']} (dense r={config['model_cfg']['ratio']})"
-    return f"{config['model']} ({config['scheme']}, {config['model_cfg']['routing']})"
+    label = f"{config['model']} ({config['scheme']}, {config['model_cfg']['routing']}"
+    objective = config["train"].get("router_objective", "authors")
+    if config["scheme"] == "advmoe" and objective != "authors":
+        label += f", router {objective}"
+    return label + ")"
 
 
 def _mean_std(vals: list[float]) -> str:
