@@ -43,12 +43,12 @@ ROOT = HERE.parents[1]
 RESULTS = HERE / "results"
 
 #: (model, scheme, routing) of every row
-ROWS = [
-    ("resnet18", None, None),
-    ("resnet18-half", None, None),
-    ("advmoe", "joint", "shared"),
-    ("advmoe", "advmoe", "shared"),
-    ("advmoe", "advmoe", "per_layer"),
+ROWS = [  # model, scheme, routing, router objective
+    ("resnet18", None, None, "authors"),
+    ("resnet18-half", None, None, "authors"),
+    ("advmoe", "joint", "shared", "authors"),
+    ("advmoe", "advmoe", "shared", "authors"),
+    ("advmoe", "advmoe", "per_layer", "authors"),
     ("advmoe", "advmoe", "shared", "trades"),  # the paper's router objective (TRADES on the router)
 ]
 DENSE = "resnet18 (dense r=1.0)"
@@ -104,9 +104,7 @@ def write_report(run_id: str, args: argparse.Namespace) -> None:
     )
 
 
-def row_label_of(
-    model: str, scheme: str | None, routing: str | None, objective: str = "authors"
-) -> str:
+def row_label_of(model: str, scheme: str | None, routing: str | None, objective: str) -> str:
     if model == "resnet18":
         return DENSE
     if model == "resnet18-half":
@@ -147,8 +145,7 @@ def main() -> None:
     data = load_data(args.data)
     runs_root = args.runs / run_id
     for seed in args.seeds:
-        for spec in [ROWS[i] for i in (args.rows or range(len(ROWS)))]:
-            model, scheme, routing, objective = (*spec, "authors")[:4]
+        for model, scheme, routing, objective in [ROWS[i] for i in (args.rows or range(len(ROWS)))]:
             label = row_label_of(model, scheme, routing, objective)
             if any(
                 r["label"] == label and r["seed"] == seed for r in read_rows(args.results, run_id)
